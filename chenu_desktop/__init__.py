@@ -12,6 +12,8 @@ from .errors import (
     UnknownTaskError,
 )
 from .models import TaskPriority, TaskQueue, TaskRecord, TaskStatus
+from .context import check_cancelled, current_task, set_progress
+from .engine import Engine, open_engine
 from .registry import background_task
 
 __version__ = "0.1.0"
@@ -30,5 +32,10 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "UnknownTaskError",
+    "Engine",
     "background_task",
+    "check_cancelled",
+    "current_task",
+    "open_engine",
+    "set_progress",
 ]

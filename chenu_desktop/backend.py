@@ -1,0 +1,194 @@
+"""Backend URLs, the Huey instance of each queue and the matching ledger."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import redis
+from huey import PriorityRedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.registry import Message
+from huey.serializer import Serializer
+from huey.storage import SqliteStorage
+
+from .errors import InvalidBackendError
+from .ledger.base import Ledger
+from .models import TaskQueue
+
+#: How long a Redis worker blocks on an empty queue before it checks its stop flag.
+REDIS_READ_TIMEOUT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendSpec:
+    """A parsed backend URL."""
+
+    kind: str  # "sqlite" or "redis"
+    url: str
+    path: Path | None = None
+
+    @property
+    def display(self) -> str:
+        return mask_url(self.url)
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with any password replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_backend(url: str) -> BackendSpec:
+    """Parse ``sqlite:///PATH``, a plain file path, or a ``redis://`` URL.
+
+    Raises:
+        InvalidBackendError: The URL has another scheme or no path.
+    """
+    text = url.strip()
+    if not text:
+        raise InvalidBackendError(
+            "empty backend URL: use sqlite:///PATH/chenu.db or redis://HOST:6379/0"
+        )
+    scheme = text.split(":", 1)[0].lower() if "://" in text else ""
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            redis.ConnectionPool.from_url(text)
+        except ValueError as exc:
+            raise InvalidBackendError(
+                f"invalid Redis URL {mask_url(text)!r}: {exc}; use redis://HOST:6379/0"
+            ) from None
+        return BackendSpec("redis", text)
+    if scheme == "sqlite":
+        raw = text[len("sqlite://") :]
+        if raw.startswith("//"):
+            raw = raw[1:]
+        raw = urllib.parse.unquote(raw)
+        if raw in ("", "/"):
+            raise InvalidBackendError(
+                f"invalid SQLite URL {text!r}: it names no file; "
+                "use sqlite:///PATH/chenu.db"
+            )
+        path = Path(raw).expanduser()
+        return BackendSpec("sqlite", sqlite_url(path), path)
+    if scheme:
+        raise InvalidBackendError(
+            f"unsupported backend scheme {scheme!r} in {mask_url(text)!r}: "
+            "use sqlite:///PATH/chenu.db or redis://HOST:6379/0"
+        )
+    path = Path(text).expanduser().resolve()
+    return BackendSpec("sqlite", sqlite_url(path), path)
+
+
+def sqlite_url(path: Path) -> str:
+    """Return the URL of a SQLite file; an absolute path gives ``sqlite:///PATH``."""
+    posix = path.as_posix()
+    return f"sqlite://{posix}" if posix.startswith("/") else f"sqlite:///{posix}"
+
+
+class JsonMessageSerializer(Serializer):
+    """Encodes Huey messages as JSON, so reading a queue never runs stored code.
+
+    Only the fields this package uses travel: the id, the Huey task name,
+    the ETA, the priority and the arguments (the ledger task id).
+    """
+
+    def _serialize(self, data: Any) -> bytes:
+        if isinstance(data, Message):
+            eta = data.eta.isoformat() if data.eta is not None else None
+            payload = {
+                "id": data.id,
+                "name": data.name,
+                "eta": eta,
+                "priority": data.priority,
+                "args": list(data.args or ()),
+            }
+            return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+    def _deserialize(self, data: bytes) -> Any:
+        payload = json.loads(data)
+        if isinstance(payload, dict) and "name" in payload and "id" in payload:
+            eta = payload.get("eta")
+            return Message(
+                id=payload["id"],
+                name=payload["name"],
+                eta=dt.datetime.fromisoformat(eta) if eta else None,
+                retries=0,
+                retry_delay=0,
+                retry_backoff=1,
+                priority=payload.get("priority"),
+                expires=None,
+                on_complete=None,
+                on_error=None,
+                args=tuple(payload.get("args") or ()),
+                kwargs={},
+            )
+        return payload
+
+
+class _TunedSqliteStorage(SqliteStorage):
+    """Huey's SQLite storage with ``synchronous=NORMAL`` under WAL.
+
+    NORMAL keeps the file consistent after a crash; a power cut may lose the
+    last commits. Huey's own ``fsync=False`` would mean OFF instead.
+    """
+
+    def _create_connection(self) -> sqlite3.Connection:
+        conn = super()._create_connection()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+
+def huey_name(namespace: str, queue: TaskQueue) -> str:
+    """Return the Huey (storage) name of a queue; Redis cleans it to word characters."""
+    return f"{namespace}_{queue.value}"
+
+
+def create_huey(spec: BackendSpec, namespace: str, queue: TaskQueue) -> Huey:
+    """Create the Huey instance of one queue. Huey's result store stays off."""
+    serializer = JsonMessageSerializer()
+    name = huey_name(namespace, queue)
+    if spec.kind == "sqlite":
+        assert spec.path is not None
+        spec.path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(
+            name,
+            filename=str(spec.path),
+            results=False,
+            serializer=serializer,
+            storage_class=_TunedSqliteStorage,
+            timeout=30,
+        )
+    return PriorityRedisHuey(
+        name,
+        url=spec.url,
+        results=False,
+        serializer=serializer,
+        blocking=True,
+        read_timeout=REDIS_READ_TIMEOUT,
+    )
+
+
+def create_ledger(spec: BackendSpec, namespace: str, change_retention: int) -> Ledger:
+    if spec.kind == "sqlite":
+        from .ledger.sqlite_ledger import SqliteLedger
+
+        assert spec.path is not None
+        return SqliteLedger(spec.path, change_retention=change_retention)
+    from .ledger.redis_ledger import RedisLedger
+
+    client = redis.Redis.from_url(spec.url)
+    return RedisLedger(client, namespace, change_retention=change_retention)

@@ -1,0 +1,201 @@
+"""The engine: five Huey queues, the ledger, the worker pool and the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from huey.api import Huey, TaskWrapper
+
+from .backend import BackendSpec, create_huey, create_ledger, parse_backend
+from .config import Config, load_config, user_data_dir
+from .context import TaskContext
+from .ledger.base import Ledger, Update
+from .models import MAX_PRIORITY, ChangeBatch, TaskQueue, TaskStatus, WorkerInfo
+from .pool import WorkerPool
+from .registry import TaskRegistry, default_registry
+from .runner import TaskRunner
+from .writer import LedgerWriter
+
+logger = logging.getLogger("chenu.engine")
+
+#: The one Huey task of every queue; its only argument is the ledger task id.
+HUEY_TASK_NAME = "chenu_run"
+
+
+def _huey_task_body(task_id: str) -> None:  # pragma: no cover - never called
+    raise RuntimeError("queue messages are run by chenu_desktop.runner, not by Huey")
+
+
+class Engine:
+    """Everything one process needs to submit, run and follow tasks.
+
+    Attributes:
+        config: The configuration in force.
+        spec: The parsed backend URL.
+        ledger: Task records, counters, heartbeats and the change feed.
+        hueys: The Huey instance of each queue.
+        pool: The worker threads of this process (started by `start_workers`).
+        task_service: The synchronous task API.
+        async_task_service: The same API as coroutines.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        registry: TaskRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from . import builtin_tasks  # noqa: F401  (registers the built-in tasks)
+        from .services import AsyncTaskService, TaskService
+
+        self.config = config
+        self.spec: BackendSpec = parse_backend(config.backend_url)
+        self.registry = registry or default_registry
+        self.clock = clock
+        self.data_dir = (
+            self.spec.path.parent if self.spec.path is not None else user_data_dir()
+        )
+        self.ledger: Ledger = create_ledger(
+            self.spec, config.namespace, config.change_retention
+        )
+        self.hueys: dict[TaskQueue, Huey] = {}
+        self._huey_tasks: dict[TaskQueue, TaskWrapper] = {}
+        for queue in TaskQueue:
+            huey = create_huey(self.spec, config.namespace, queue)
+            self.hueys[queue] = huey
+            self._huey_tasks[queue] = huey.task(name=HUEY_TASK_NAME)(_huey_task_body)
+        self.writer = LedgerWriter(self.ledger, clock=clock)
+        self.runner = TaskRunner(self)
+        #: Contexts of the tasks running in this process, by task id.
+        self.local_contexts: dict[str, TaskContext] = {}
+        self.pool = WorkerPool(self, dict(config.workers))
+        self.task_service = TaskService(self)
+        self.async_task_service = AsyncTaskService(self.task_service)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        logger.info("engine opened on %s", self.spec.display)
+
+    # --- workers ---------------------------------------------------------
+
+    def start_workers(self, queues: set[TaskQueue] | None = None) -> None:
+        """Start the worker pool of this process (all queues when None)."""
+        self.pool.start(queues)
+
+    def stop_workers(self, timeout: float = 10.0) -> bool:
+        """Stop the workers, waiting up to `timeout` s; False if some still ran."""
+        stopped = self.pool.stop(timeout)
+        self.writer.flush(timeout)
+        return stopped
+
+    def workers(self) -> list[WorkerInfo]:
+        """Return the workers of every process on this backend, by heartbeat."""
+        return self.ledger.list_workers(self.clock())
+
+    # --- change feed -----------------------------------------------------
+
+    def changes(self, since: int = 0, limit: int = 1000) -> ChangeBatch:
+        """Return the ledger changes after sequence number `since`."""
+        return self.ledger.changes(since, limit)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the batched worker updates are in the ledger."""
+        return self.writer.flush(timeout)
+
+    # --- used by the services and the workers ------------------------------
+
+    def enqueue_message(
+        self,
+        queue: TaskQueue,
+        task_id: str,
+        priority: int,
+        eta: dt.datetime | None = None,
+    ) -> None:
+        """Put a task's message on its queue, or on the schedule when `eta` is later.
+
+        `eta` must be aware. Huey runs the higher number first, our
+        priorities the lower, so the number is flipped.
+        """
+        huey = self.hueys[queue]
+        wrapper = self._huey_tasks[queue]
+        naive_eta = None
+        if eta is not None:
+            naive_eta = eta.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        message = wrapper.task_class(
+            (task_id,), {}, id=task_id, eta=naive_eta, priority=MAX_PRIORITY - priority
+        )
+        if naive_eta is not None and naive_eta > dt.datetime.now(dt.timezone.utc).replace(
+            tzinfo=None
+        ):
+            huey.add_schedule(message)
+        else:
+            huey.enqueue(message)
+            self.pool.runtimes[queue].wake.notify()
+
+    def report_progress(
+        self, task_id: str, fraction: float | None, message: str | None
+    ) -> None:
+        self.writer.put(
+            Update(
+                task_id,
+                None,
+                {"progress": fraction, "progress_message": message},
+                expected=frozenset({TaskStatus.RUNNING}),
+            )
+        )
+
+    # --- lifetime --------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the workers, write what is pending and release the backend."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.pool.stop(timeout)
+        self.writer.stop(timeout)
+        for huey in self.hueys.values():
+            storage: Any = huey.storage
+            try:
+                if hasattr(storage, "close"):
+                    storage.close()
+                pool = getattr(storage, "pool", None)
+                if pool is not None:
+                    pool.disconnect()
+            except Exception:
+                logger.exception("closing the storage of queue %s failed", huey.name)
+        self.ledger.close()
+        logger.info("engine closed")
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_engine(
+    backend: str | None = None,
+    *,
+    config: Config | None = None,
+    config_path: Path | str | None = None,
+    registry: TaskRegistry | None = None,
+) -> Engine:
+    """Open the engine on a backend URL, or on the configured one.
+
+    Args:
+        backend: ``sqlite:///PATH``, ``redis://HOST:PORT/DB`` or None for the
+            configured backend (``$CHENU_BACKEND``, then the configuration
+            file, then SQLite in the user data dir).
+        config: Settings to use instead of loading the configuration file.
+        config_path: Another configuration file to load.
+        registry: Tasks to run instead of those of `background_task`.
+    """
+    settings = config if config is not None else load_config(config_path)
+    if backend:
+        settings = settings.with_backend(backend)
+    return Engine(settings, registry)

@@ -1,0 +1,815 @@
+"""The Redis ledger: a hash per task, sorted-set indexes and a stream as change feed.
+
+Every key lives under ``chenu:<namespace>:``:
+
+- ``task:<id>``: the record, one JSON value per field (`encode_fields`), plus
+  ``_trigrams``, the JSON list of trigrams under which its error is indexed.
+- ``idx:all``, ``idx:s:<status>``, ``idx:q:<queue>``, ``idx:qs:<queue>:<status>``,
+  ``idx:n:<name>``, ``idx:ns:<status>:<name>``: sorted sets of task ids scored
+  by ``created_at``.
+- ``ids``: every task id at score 0, for prefix search with ZRANGEBYLEX.
+- ``names``: a hash from ``<queue>:<name>`` to the number of records.
+- ``tri:<trigram>``: sets of the task ids whose error contains the trigram.
+- ``finals``: the records in a final status, scored by ``finished_at``.
+- ``counts``: a hash from ``<queue>:<status>`` to the number of records.
+- ``stats:<queue>:<minute>``: finished-task figures of one minute.
+- ``seq`` and ``changes``: the change counter and the stream of changes.
+- ``worker:<id>``, ``workers`` and ``paused``: heartbeats and paused queues.
+
+Each mutation of a record runs as one Lua script, so records, indexes,
+counters and the feed never disagree. The scripts build key names from the
+stored record, so the ledger needs a single Redis server, not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from typing import Any, Collection, Iterable, Sequence
+
+import redis
+
+from ..models import (
+    FINAL_STATUSES,
+    Change,
+    ChangeBatch,
+    TaskFilter,
+    TaskQueue,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+)
+from .base import (
+    DURATION_BUCKETS,
+    RECORD_FIELDS,
+    STATS_RETENTION_MINUTES,
+    Ledger,
+    RecentStats,
+    Update,
+    decode_record,
+    encode_fields,
+    encode_json,
+    percentile_from_histogram,
+)
+
+#: Characters at the start of an error message that text search looks at.
+ERROR_SEARCH_CHARS = 500
+
+#: Members read per round trip when a name index must be checked member by member.
+_SCAN_CHUNK = 256
+
+_LUA_COMMON = """
+local prefix = ARGV[1]
+local retention = ARGV[2]
+local FINAL = {@FINAL@}
+local BUCKETS = {@BUCKETS@}
+
+local function status_keys(status, queue, name)
+  return {prefix .. 'idx:s:' .. status,
+          prefix .. 'idx:qs:' .. queue .. ':' .. status,
+          prefix .. 'idx:ns:' .. status .. ':' .. name}
+end
+
+local function fixed_keys(queue, name)
+  return {prefix .. 'idx:all', prefix .. 'idx:q:' .. queue, prefix .. 'idx:n:' .. name}
+end
+
+local function add_to(keys, score, id)
+  for _, key in ipairs(keys) do redis.call('ZADD', key, score, id) end
+end
+
+local function remove_from(keys, id)
+  for _, key in ipairs(keys) do redis.call('ZREM', key, id) end
+end
+
+local function count(queue, status, delta)
+  local field = queue .. ':' .. status
+  if redis.call('HINCRBY', prefix .. 'counts', field, delta) == 0 then
+    redis.call('HDEL', prefix .. 'counts', field)
+  end
+end
+
+-- Called before any other write: an XADD failure then leaves the record untouched.
+local function append_change(id, queue, status, at, deleted)
+  local seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('XADD', prefix .. 'changes', 'MAXLEN', '~', retention,
+             string.format('0-%d', seq), 'task_id', id, 'queue', queue,
+             'status', status, 'at', at, 'deleted', deleted)
+end
+
+local function index_trigrams(id, first)
+  for i = first, #ARGV do redis.call('SADD', prefix .. 'tri:' .. ARGV[i], id) end
+end
+
+local function unindex_trigrams(id, stored)
+  if not stored then return end
+  for _, trigram in ipairs(cjson.decode(stored)) do
+    redis.call('SREM', prefix .. 'tri:' .. trigram, id)
+  end
+end
+
+local function duration_bucket(seconds)
+  for i, bound in ipairs(BUCKETS) do
+    if seconds <= bound then return i - 1 end
+  end
+  return #BUCKETS
+end
+"""
+
+# KEYS: task hash. ARGV: prefix, retention, id, queue, status, name, created
+# score, finals score or '', change time, trigram JSON or '', field count,
+# field/value pairs, trigrams.
+_LUA_INSERT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local id, queue, status, name = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local nfields = tonumber(ARGV[11])
+append_change(id, queue, status, ARGV[9], '0')
+
+local pairs = {}
+for i = 12, 11 + 2 * nfields do pairs[#pairs + 1] = ARGV[i] end
+if ARGV[10] ~= '' then
+  pairs[#pairs + 1] = '_trigrams'
+  pairs[#pairs + 1] = ARGV[10]
+end
+redis.call('HSET', KEYS[1], unpack(pairs))
+
+add_to(fixed_keys(queue, name), ARGV[7], id)
+add_to(status_keys(status, queue, name), ARGV[7], id)
+redis.call('ZADD', prefix .. 'ids', 0, id)
+redis.call('HINCRBY', prefix .. 'names', queue .. ':' .. name, 1)
+count(queue, status, 1)
+if ARGV[8] ~= '' then redis.call('ZADD', prefix .. 'finals', ARGV[8], id) end
+index_trigrams(id, 12 + 2 * nfields)
+return 1
+"""
+
+# KEYS: task hash. ARGV: prefix, retention, id, now, new status or '',
+# expected statuses joined by ',' or '*' for any, increment attempts '1'/'0',
+# require no cancel '1'/'0', new created score or '', finished_at set '1'/'0',
+# error set '1'/'0', trigram JSON or '', field count, field/value pairs, trigrams.
+_LUA_APPLY = """
+local key, id, now = KEYS[1], ARGV[3], ARGV[4]
+local current = redis.call('HMGET', key, 'status', 'queue', 'task_name',
+                           'cancel_requested', 'attempts', '_trigrams')
+if not current[1] then return false end
+local old_status = cjson.decode(current[1])
+local queue = cjson.decode(current[2])
+local name = cjson.decode(current[3])
+
+if ARGV[6] ~= '*' then
+  local allowed = false
+  for status in string.gmatch(ARGV[6], '[^,]+') do
+    if status == old_status then allowed = true end
+  end
+  if not allowed then return false end
+end
+if ARGV[8] == '1' and current[4] == 'true' then return false end
+
+local new_status = old_status
+if ARGV[5] ~= '' then new_status = ARGV[5] end
+append_change(id, queue, new_status, now, '0')
+
+local nfields = tonumber(ARGV[13])
+local pairs = {'status', cjson.encode(new_status), 'updated_at', now}
+for i = 14, 13 + 2 * nfields do pairs[#pairs + 1] = ARGV[i] end
+if ARGV[7] == '1' then
+  pairs[#pairs + 1] = 'attempts'
+  pairs[#pairs + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
+end
+redis.call('HSET', key, unpack(pairs))
+
+if ARGV[11] == '1' then
+  unindex_trigrams(id, current[6])
+  if ARGV[12] ~= '' then
+    redis.call('HSET', key, '_trigrams', ARGV[12])
+  else
+    redis.call('HDEL', key, '_trigrams')
+  end
+  index_trigrams(id, 14 + 2 * nfields)
+end
+
+local score = ARGV[9]
+if score ~= '' then
+  add_to(fixed_keys(queue, name), score, id)
+else
+  score = redis.call('ZSCORE', prefix .. 'idx:all', id)
+end
+if new_status ~= old_status then
+  remove_from(status_keys(old_status, queue, name), id)
+  count(queue, old_status, -1)
+  count(queue, new_status, 1)
+end
+if new_status ~= old_status or ARGV[9] ~= '' then
+  add_to(status_keys(new_status, queue, name), score, id)
+end
+
+local times = redis.call('HMGET', key, 'started_at', 'finished_at')
+if FINAL[new_status] and (not FINAL[old_status] or ARGV[10] == '1') then
+  local finished = times[2]
+  if finished == 'null' then finished = now end
+  redis.call('ZADD', prefix .. 'finals', finished, id)
+elseif FINAL[old_status] and not FINAL[new_status] then
+  redis.call('ZREM', prefix .. 'finals', id)
+end
+
+if old_status == 'running' and (new_status == 'success' or new_status == 'failure') then
+  local started, finished = tonumber(times[1]), tonumber(times[2])
+  local minute = math.floor((finished or tonumber(now)) / 60)
+  local stats = prefix .. 'stats:' .. queue .. ':' .. string.format('%d', minute)
+  if new_status == 'success' then
+    redis.call('HINCRBY', stats, 'succeeded', 1)
+  else
+    redis.call('HINCRBY', stats, 'failed', 1)
+  end
+  if started and finished then
+    local seconds = math.max(0, finished - started)
+    redis.call('HINCRBYFLOAT', stats, 'duration_sum', string.format('%.17g', seconds))
+    redis.call('HINCRBY', stats, 'duration_count', 1)
+    redis.call('HINCRBY', stats, 'b' .. duration_bucket(seconds), 1)
+  end
+  redis.call('EXPIRE', stats, @STATS_TTL@)
+end
+return redis.call('HGETALL', key)
+"""
+
+# KEYS: task hash. ARGV: prefix, retention, id, cutoff, change time.
+_LUA_DELETE = """
+local key, id = KEYS[1], ARGV[3]
+local current = redis.call('HMGET', key, 'status', 'queue', 'task_name', '_trigrams')
+if not current[1] then return 0 end
+local status = cjson.decode(current[1])
+local finished = redis.call('ZSCORE', prefix .. 'finals', id)
+if not FINAL[status] or not finished then return 0 end
+if tonumber(finished) >= tonumber(ARGV[4]) then return 0 end
+local queue = cjson.decode(current[2])
+local name = cjson.decode(current[3])
+append_change(id, queue, status, ARGV[5], '1')
+
+remove_from(fixed_keys(queue, name), id)
+remove_from(status_keys(status, queue, name), id)
+redis.call('ZREM', prefix .. 'ids', id)
+redis.call('ZREM', prefix .. 'finals', id)
+local name_field = queue .. ':' .. name
+if redis.call('HINCRBY', prefix .. 'names', name_field, -1) <= 0 then
+  redis.call('HDEL', prefix .. 'names', name_field)
+end
+count(queue, status, -1)
+unindex_trigrams(id, current[4])
+redis.call('DEL', key)
+return 1
+"""
+
+
+def _lua(body: str) -> str:
+    finals = ", ".join(f"[{json.dumps(s.value)}] = true" for s in sorted(FINAL_STATUSES))
+    source = _LUA_COMMON + body
+    source = source.replace("@FINAL@", finals)
+    source = source.replace("@BUCKETS@", ", ".join(repr(b) for b in DURATION_BUCKETS))
+    return source.replace("@STATS_TTL@", str(STATS_RETENTION_MINUTES * 60))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _score(value: float) -> str:
+    return repr(float(value))
+
+
+def _minute(timestamp: float) -> int:
+    # The scripts compute math.floor(t / 60) too; float `//` can differ by one.
+    return math.floor(timestamp / 60)
+
+
+def _error_search_text(error: str | None) -> str:
+    return "" if error is None else error[:ERROR_SEARCH_CHARS].casefold()
+
+
+def _trigrams(text: str) -> list[str]:
+    return sorted({text[i : i + 3] for i in range(len(text) - 2)})
+
+
+def _decode_pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """A sorted set of candidates; members are checked against `queue` if set."""
+
+    key: str
+    queue: TaskQueue | None = None
+
+
+@dataclasses.dataclass
+class _Plan:
+    """Where a filter's matches are: sorted sets and already checked candidates.
+
+    The sources and the candidates hold disjoint sets of tasks.
+    """
+
+    low: str
+    high: str
+    sources: list[_Source]
+    candidates: list[tuple[float, str]] = dataclasses.field(default_factory=list)
+
+
+class RedisLedger(Ledger):
+    """The ledger in one Redis database, shared by every process that uses it."""
+
+    backend_name = "redis"
+
+    def __init__(
+        self, client: redis.Redis, namespace: str, change_retention: int = 100_000
+    ) -> None:
+        """Use `client` for keys under ``chenu:<namespace>:``.
+
+        Args:
+            client: A client for a single Redis server (5.0 or later, 6.2 or
+                later for the change feed). It may decode responses or not:
+                the ledger accepts both bytes and str replies. The ledger
+                owns it from now on, and `close` closes its connection pool.
+            namespace: Separates installations sharing one database; must be
+                non-empty and contain no ``:``.
+            change_retention: The change feed keeps at least this many of the
+                newest changes. Redis trims whole stream nodes, so it may keep
+                up to about 100 more.
+        """
+        if not namespace or ":" in namespace:
+            raise ValueError(
+                f"invalid namespace {namespace!r}: use a non-empty name without ':'"
+            )
+        if change_retention < 1:
+            raise ValueError(f"change_retention must be at least 1, not {change_retention}")
+        self._client = client
+        self._prefix = f"chenu:{namespace}:"
+        self._retention = change_retention
+        self._insert_script = client.register_script(_lua(_LUA_INSERT))
+        self._apply_script = client.register_script(_lua(_LUA_APPLY))
+        self._delete_script = client.register_script(_lua(_LUA_DELETE))
+
+    # --- keys ------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    def _task_key(self, task_id: str) -> str:
+        return self._key("task", task_id)
+
+    def _index_key(
+        self,
+        status: TaskStatus | None = None,
+        queue: TaskQueue | None = None,
+        task_name: str | None = None,
+    ) -> str:
+        """Return the index of one status, queue or name, or of both with a status."""
+        if task_name is not None:
+            if status is None:
+                return self._key("idx", "n", task_name)
+            return self._key("idx", "ns", status.value, task_name)
+        if queue is not None:
+            if status is None:
+                return self._key("idx", "q", queue.value)
+            return self._key("idx", "qs", queue.value, status.value)
+        if status is not None:
+            return self._key("idx", "s", status.value)
+        return self._key("idx", "all")
+
+    def _common_args(self) -> list[str | int]:
+        return [self._prefix, self._retention]
+
+    # --- records ---------------------------------------------------------
+
+    def insert(self, record: TaskRecord) -> None:
+        queue = TaskQueue(record.queue)
+        status = TaskStatus(record.status)
+        if record.created_at is None:
+            raise ValueError(f"task {record.task_id!r} has no created_at")
+        encoded = encode_fields({name: getattr(record, name) for name in RECORD_FIELDS})
+        finals_score = ""
+        if status.is_final:
+            finished = record.finished_at
+            finals_score = _score(record.updated_at if finished is None else finished)
+        trigrams = _trigrams(_error_search_text(record.error))
+        args: list[Any] = [
+            *self._common_args(),
+            record.task_id,
+            queue.value,
+            status.value,
+            record.task_name,
+            _score(record.created_at),
+            finals_score,
+            _score(record.updated_at or record.created_at),
+            json.dumps(trigrams) if trigrams else "",
+            len(encoded),
+        ]
+        for name, value in encoded.items():
+            args += [name, value]
+        args += trigrams
+        inserted = self._insert_script([self._task_key(record.task_id)], args)
+        if not inserted:
+            raise ValueError(f"task {record.task_id!r} exists already")
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        stored = self._client.hgetall(self._task_key(task_id))
+        if not stored:
+            return None
+        return decode_record({_text(k): _text(v) for k, v in stored.items()})
+
+    def _update_args(self, update: Update, now: str) -> list[Any]:
+        fields = dict(update.fields)
+        increment = update.increment_attempts
+        if increment and "attempts" in fields:
+            fields["attempts"] = fields["attempts"] + 1
+            increment = False
+        created_score = ""
+        if "created_at" in fields:
+            if fields["created_at"] is None:
+                raise ValueError(f"created_at of task {update.task_id!r} cannot be None")
+            created_score = _score(fields["created_at"])
+        fields.pop("updated_at", None)
+        encoded = encode_fields(fields)
+        trigrams = _trigrams(_error_search_text(fields.get("error")))
+        expected = "*"
+        if update.expected is not None:
+            expected = ",".join(sorted(TaskStatus(s).value for s in update.expected))
+        args: list[Any] = [
+            *self._common_args(),
+            update.task_id,
+            now,
+            "" if update.status is None else TaskStatus(update.status).value,
+            expected,
+            "1" if increment else "0",
+            "1" if update.require_no_cancel else "0",
+            created_score,
+            "1" if "finished_at" in fields else "0",
+            "1" if "error" in fields else "0",
+            json.dumps(trigrams) if trigrams else "",
+            len(encoded),
+        ]
+        for name, value in encoded.items():
+            args += [name, value]
+        return args + trigrams
+
+    def apply(self, updates: Sequence[Update], now: float) -> list[TaskRecord | None]:
+        if not updates:
+            return []
+        stamp = _score(now)
+        # Encode every update first, so an invalid one raises before any is sent.
+        calls = [(self._task_key(u.task_id), self._update_args(u, stamp)) for u in updates]
+        pipe = self._client.pipeline(transaction=False)
+        for key, args in calls:
+            self._apply_script([key], args, client=pipe)
+        results = pipe.execute()
+        return [decode_record(_decode_pairs(flat)) if flat else None for flat in results]
+
+    def delete_finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:
+        if limit < 1:
+            return []
+        members = self._client.zrangebyscore(
+            self._key("finals"), "-inf", f"({_score(cutoff)}", start=0, num=limit
+        )
+        if not members:
+            return []
+        task_ids = [_text(m) for m in members]
+        args = [*self._common_args(), "", _score(cutoff), _score(time.time())]
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in task_ids:
+            args[2] = task_id
+            self._delete_script([self._task_key(task_id)], list(args), client=pipe)
+        deleted = pipe.execute()
+        return [task_id for task_id, done in zip(task_ids, deleted) if done]
+
+    # --- listing ---------------------------------------------------------
+
+    def list_tasks(
+        self, task_filter: TaskFilter, limit: int = 50, offset: int = 0
+    ) -> list[TaskRecord]:
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0, not {limit} and {offset}")
+        if limit == 0:
+            return []
+        plan = self._plan(task_filter)
+        return self._fetch_records(self._page(plan, offset, limit))
+
+    def count_tasks(self, task_filter: TaskFilter) -> int:
+        plan = self._plan(task_filter)
+        total = len(plan.candidates)
+        pipe = self._client.pipeline(transaction=False)
+        for source in plan.sources:
+            if source.queue is None:
+                pipe.zcount(source.key, plan.low, plan.high)
+            else:
+                total += len(self._scan(source, plan, None))
+        return total + sum(pipe.execute())
+
+    def _plan(self, task_filter: TaskFilter) -> _Plan:
+        low = "-inf"
+        if task_filter.created_after is not None:
+            low = _score(task_filter.created_after)
+        high = "+inf"
+        if task_filter.created_before is not None:
+            high = _score(task_filter.created_before)
+        plan = _Plan(low, high, [])
+        if task_filter.text:
+            self._plan_text(plan, task_filter)
+        elif task_filter.task_name is not None:
+            queues = self._name_queues([task_filter.task_name])
+            source = self._name_source(task_filter, task_filter.task_name, queues)
+            if source is not None:
+                plan.sources.append(source)
+        else:
+            key = self._index_key(task_filter.status, task_filter.queue)
+            plan.sources.append(_Source(key))
+        return plan
+
+    def _name_queues(self, names: Iterable[str] | None) -> dict[str, set[TaskQueue]]:
+        """Return the queues holding records of each name (of every name if None)."""
+        if names is None:
+            fields = [_text(f) for f in self._client.hkeys(self._key("names"))]
+        else:
+            wanted = [f"{q.value}:{n}" for n in names for q in TaskQueue]
+            found = self._client.hmget(self._key("names"), wanted) if wanted else []
+            fields = [f for f, count in zip(wanted, found) if count is not None]
+        queues: dict[str, set[TaskQueue]] = {}
+        for field in fields:
+            queue, name = field.split(":", 1)
+            queues.setdefault(name, set()).add(TaskQueue(queue))
+        return queues
+
+    def _name_source(
+        self, task_filter: TaskFilter, name: str, queues: dict[str, set[TaskQueue]]
+    ) -> _Source | None:
+        key = self._index_key(task_filter.status, task_name=name)
+        queue = task_filter.queue
+        if queue is None:
+            return _Source(key)
+        name_queues = queues.get(name, set())
+        if queue not in name_queues:
+            return None
+        if name_queues == {queue}:
+            return _Source(key)
+        # Records of this name sit in several queues: check each member's queue.
+        return _Source(key, queue)
+
+    def _plan_text(self, plan: _Plan, task_filter: TaskFilter) -> None:
+        """Add the sources and candidates of a filter with a text."""
+        text = task_filter.text or ""
+        folded = text.casefold()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hkeys(self._key("names"))
+        prefix = text.encode()
+        # No UTF-8 string contains the byte 0xff, so it bounds every id with the prefix.
+        pipe.zrangebylex(self._key("ids"), b"[" + prefix, b"[" + prefix + b"\xff")
+        trigrams = _trigrams(folded)
+        if trigrams:
+            pipe.sinter([self._key("tri", t) for t in trigrams])
+        replies = pipe.execute()
+
+        queues = self._name_queues_from_fields(replies[0])
+        matched = {name for name in queues if folded in name.casefold()}
+        if task_filter.task_name is not None:
+            matched &= {task_filter.task_name}
+        for name in sorted(matched):
+            source = self._name_source(task_filter, name, queues)
+            if source is not None:
+                plan.sources.append(source)
+
+        by_id = {_text(m) for m in replies[1]}
+        by_error = {_text(m) for m in replies[2]} - by_id if trigrams else set()
+        self._add_candidates(plan, task_filter, matched, by_id, by_error, folded)
+
+    @staticmethod
+    def _name_queues_from_fields(fields: Iterable[bytes | str]) -> dict[str, set[TaskQueue]]:
+        queues: dict[str, set[TaskQueue]] = {}
+        for field in fields:
+            queue, name = _text(field).split(":", 1)
+            queues.setdefault(name, set()).add(TaskQueue(queue))
+        return queues
+
+    def _add_candidates(
+        self,
+        plan: _Plan,
+        task_filter: TaskFilter,
+        matched_names: set[str],
+        by_id: set[str],
+        by_error: set[str],
+        folded: str,
+    ) -> None:
+        """Check text candidates against the other criteria and add those that pass."""
+        task_ids = sorted(by_id | by_error)
+        pipe = self._client.pipeline(transaction=False)
+        wanted = ("created_at", "status", "queue", "task_name", "error")
+        for task_id in task_ids:
+            pipe.hmget(self._task_key(task_id), wanted)
+        low, high = float(plan.low), float(plan.high)
+        for task_id, raw in zip(task_ids, pipe.execute()):
+            if raw[0] is None:
+                continue
+            created, status, queue, name, error = (json.loads(_text(v)) for v in raw)
+            if name in matched_names:
+                continue  # a name source holds it already, if it matches
+            if task_filter.status is not None and status != task_filter.status.value:
+                continue
+            if task_filter.queue is not None and queue != task_filter.queue.value:
+                continue
+            if task_filter.task_name is not None and name != task_filter.task_name:
+                continue
+            if not low <= created <= high:
+                continue
+            if task_id in by_error and folded not in _error_search_text(error):
+                continue
+            plan.candidates.append((created, task_id))
+
+    def _scan(self, source: _Source, plan: _Plan, need: int | None) -> list[tuple[float, str]]:
+        """Return up to `need` members of `source` in its queue, newest first."""
+        found: list[tuple[float, str]] = []
+        start = 0
+        chunk = max(_SCAN_CHUNK, need or 0)
+        while need is None or len(found) < need:
+            batch = self._client.zrevrangebyscore(
+                source.key, plan.high, plan.low, start=start, num=chunk, withscores=True
+            )
+            pipe = self._client.pipeline(transaction=False)
+            for member, _ in batch:
+                pipe.hget(self._task_key(_text(member)), "queue")
+            queues = pipe.execute() if batch else []
+            expected = encode_json(source.queue.value if source.queue else None)
+            for (member, score), queue in zip(batch, queues):
+                if queue is not None and _text(queue) == expected:
+                    found.append((score, _text(member)))
+            if len(batch) < chunk:
+                break
+            start += chunk
+        return found if need is None else found[:need]
+
+    def _page(self, plan: _Plan, offset: int, limit: int) -> list[str]:
+        """Return the ids of one page of the plan, newest first."""
+        sources = plan.sources
+        if len(sources) == 1 and sources[0].queue is None and not plan.candidates:
+            members = self._client.zrevrangebyscore(
+                sources[0].key, plan.high, plan.low, start=offset, num=limit
+            )
+            return [_text(m) for m in members]
+        # Each source's first offset + limit members include its part of the page.
+        need = offset + limit
+        entries = list(plan.candidates)
+        pipe = self._client.pipeline(transaction=False)
+        for source in sources:
+            if source.queue is None:
+                pipe.zrevrangebyscore(
+                    source.key, plan.high, plan.low, start=0, num=need, withscores=True
+                )
+            else:
+                entries += self._scan(source, plan, need)
+        for batch in pipe.execute():
+            entries += [(score, _text(member)) for member, score in batch]
+        entries.sort(reverse=True)
+        return [task_id for _, task_id in entries[offset:need]]
+
+    def _fetch_records(self, task_ids: list[str]) -> list[TaskRecord]:
+        if not task_ids:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self._task_key(task_id))
+        records = []
+        for stored in pipe.execute():
+            if stored:  # deleted since the index was read
+                records.append(decode_record({_text(k): _text(v) for k, v in stored.items()}))
+        return records
+
+    # --- counters and figures --------------------------------------------
+
+    def status_counts(self) -> dict[TaskQueue, dict[TaskStatus, int]]:
+        counts: dict[TaskQueue, dict[TaskStatus, int]] = {}
+        for field, value in self._client.hgetall(self._key("counts")).items():
+            queue, status = _text(field).split(":", 1)
+            number = int(value)
+            if number:
+                counts.setdefault(TaskQueue(queue), {})[TaskStatus(status)] = number
+        return counts
+
+    def oldest_created(self, queue: TaskQueue, status: TaskStatus) -> float | None:
+        oldest = self._client.zrange(self._index_key(status, queue), 0, 0, withscores=True)
+        return oldest[0][1] if oldest else None
+
+    def recent_stats(self, queue: TaskQueue, now: float, minutes: int = 15) -> RecentStats:
+        if minutes < 0:
+            raise ValueError(f"minutes must be >= 0, not {minutes}")
+        current = _minute(now)
+        span = max(minutes, 60)
+        pipe = self._client.pipeline(transaction=False)
+        for minute in range(current - span + 1, current + 1):
+            pipe.hgetall(self._key("stats", queue.value, str(minute)))
+        figures = [{_text(k): _text(v) for k, v in f.items()} for f in pipe.execute()]
+
+        throughput = [
+            int(f.get("succeeded", 0)) + int(f.get("failed", 0))
+            for f in figures[len(figures) - minutes :]
+        ]
+        hour = figures[-60:]
+        histogram = [
+            sum(int(f.get(f"b{i}", 0)) for f in hour)
+            for i in range(len(DURATION_BUCKETS) + 1)
+        ]
+        duration_sum = sum(float(f.get("duration_sum", 0)) for f in hour)
+        duration_count = sum(int(f.get("duration_count", 0)) for f in hour)
+        return RecentStats(
+            succeeded_last_hour=sum(int(f.get("succeeded", 0)) for f in hour),
+            failed_last_hour=sum(int(f.get("failed", 0)) for f in hour),
+            throughput_per_minute=throughput,
+            mean_duration=duration_sum / duration_count if duration_count else None,
+            p95_duration=percentile_from_histogram(histogram, 0.95),
+        )
+
+    # --- change feed -----------------------------------------------------
+
+    def changes(self, since: int, limit: int = 1000) -> ChangeBatch:
+        if since < 0 or limit < 1:
+            raise ValueError(f"since must be >= 0 and limit >= 1, not {since} and {limit}")
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(self._key("seq"))
+        pipe.xrange(self._key("changes"), min=f"(0-{since}", count=limit)
+        last_raw, entries = pipe.execute()
+        last = int(last_raw or 0)
+        changes = [self._decode_change(entry_id, fields) for entry_id, fields in entries]
+        # Sequence numbers have no gaps, so a missing since + 1 was trimmed.
+        if since < last and (not changes or changes[0].seq > since + 1):
+            return ChangeBatch([], last, reset=True)
+        if not changes:
+            return ChangeBatch([], last)
+        return ChangeBatch(changes, changes[-1].seq)
+
+    @staticmethod
+    def _decode_change(entry_id: bytes | str, raw: dict[Any, Any]) -> Change:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return Change(
+            seq=int(_text(entry_id).split("-", 1)[1]),
+            task_id=fields["task_id"],
+            queue=TaskQueue(fields["queue"]),
+            status=TaskStatus(fields["status"]),
+            at=float(fields["at"]),
+            deleted=fields["deleted"] == "1",
+        )
+
+    def last_seq(self) -> int:
+        return int(self._client.get(self._key("seq")) or 0)
+
+    # --- workers and queue control --------------------------------------
+
+    def put_heartbeats(self, workers: Iterable[WorkerInfo], ttl: float) -> None:
+        if ttl <= 0:
+            raise ValueError(f"ttl must be positive, not {ttl}")
+        pipe = self._client.pipeline(transaction=True)
+        for worker in workers:
+            key = self._key("worker", worker.worker_id)
+            pipe.delete(key)
+            pipe.hset(key, mapping=encode_fields(dataclasses.asdict(worker)))
+            # Redis drops the hash on its own clock; `list_workers` compares with `now`.
+            pipe.pexpire(key, math.ceil(ttl * 1000))
+            pipe.zadd(self._key("workers"), {worker.worker_id: worker.last_beat + ttl})
+        pipe.execute()
+
+    def list_workers(self, now: float) -> list[WorkerInfo]:
+        workers_key = self._key("workers")
+        pipe = self._client.pipeline(transaction=True)
+        pipe.zrangebyscore(workers_key, f"({_score(now)}", "+inf")
+        pipe.zremrangebyscore(workers_key, "-inf", _score(now))
+        worker_ids = [_text(m) for m in pipe.execute()[0]]
+        pipe = self._client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hgetall(self._key("worker", worker_id))
+        workers = []
+        for stored in pipe.execute():
+            if not stored:  # expired in Redis before its score passed
+                continue
+            values = {_text(k): json.loads(_text(v)) for k, v in stored.items()}
+            values["queue"] = TaskQueue(values["queue"])
+            workers.append(WorkerInfo(**values))
+        return sorted(workers, key=lambda w: w.worker_id)
+
+    def remove_workers(self, worker_ids: Collection[str]) -> None:
+        if not worker_ids:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(*(self._key("worker", w) for w in worker_ids))
+        pipe.zrem(self._key("workers"), *worker_ids)
+        pipe.execute()
+
+    def set_paused(self, queue: TaskQueue, paused: bool) -> None:
+        if paused:
+            self._client.sadd(self._key("paused"), queue.value)
+        else:
+            self._client.srem(self._key("paused"), queue.value)
+
+    def paused_queues(self) -> set[TaskQueue]:
+        return {TaskQueue(_text(m)) for m in self._client.smembers(self._key("paused"))}
+
+    # --- lifetime -------------------------------------------------------
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.connection_pool.disconnect()

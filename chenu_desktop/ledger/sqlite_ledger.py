@@ -1,0 +1,676 @@
+"""The SQLite ledger: the embedded default, in the same file as the Huey queues."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Collection, Iterable, Iterator, Sequence
+
+from ..models import (
+    Change,
+    ChangeBatch,
+    TaskFilter,
+    TaskQueue,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+    FINAL_STATUSES,
+)
+from .base import (
+    DURATION_BUCKETS,
+    RECORD_FIELDS,
+    STATS_RETENTION_MINUTES,
+    Ledger,
+    RecentStats,
+    Update,
+    duration_bucket,
+    encode_json,
+    percentile_from_histogram,
+)
+
+logger = logging.getLogger("chenu.ledger")
+
+#: Fields stored as JSON text; the others are plain SQLite values.
+_JSON_FIELDS = frozenset({"args", "kwargs", "result"})
+_BOOL_FIELDS = frozenset({"requires_governance", "cancel_requested"})
+_FINAL_SQL = ", ".join(f"'{status.value}'" for status in FINAL_STATUSES)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS chenu_task (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL UNIQUE,
+    task_name TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    args TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    traceback TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    eta REAL,
+    started_at REAL,
+    finished_at REAL,
+    next_attempt_at REAL,
+    worker TEXT,
+    retry_of TEXT,
+    retried_as TEXT,
+    requires_governance INTEGER NOT NULL DEFAULT 0,
+    approved_by TEXT,
+    approved_at REAL,
+    approval_reason TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    progress REAL,
+    progress_message TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chenu_task_created ON chenu_task (created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_status
+    ON chenu_task (status, created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_queue
+    ON chenu_task (queue, created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_queue_status
+    ON chenu_task (queue, status, created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_name
+    ON chenu_task (task_name, created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_name_status
+    ON chenu_task (task_name, status, created_at, task_id);
+CREATE INDEX IF NOT EXISTS chenu_task_finished
+    ON chenu_task (finished_at) WHERE status IN ({_FINAL_SQL});
+
+CREATE TABLE IF NOT EXISTS chenu_counter (
+    queue TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (queue, status)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS chenu_task_names (name TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS chenu_change (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS chenu_minute (
+    queue TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    duration_sum REAL NOT NULL DEFAULT 0,
+    duration_count INTEGER NOT NULL DEFAULT 0,
+    histogram TEXT NOT NULL,
+    PRIMARY KEY (queue, minute)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS chenu_worker (
+    worker_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS chenu_paused (queue TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE IF NOT EXISTS chenu_error_fts USING fts5 (
+    error, content='chenu_task', content_rowid='id', tokenize='trigram'
+);
+
+CREATE TRIGGER IF NOT EXISTS chenu_task_inserted AFTER INSERT ON chenu_task BEGIN
+    INSERT INTO chenu_counter (queue, status, n) VALUES (NEW.queue, NEW.status, 1)
+        ON CONFLICT (queue, status) DO UPDATE SET n = n + 1;
+    INSERT OR IGNORE INTO chenu_task_names (name) VALUES (NEW.task_name);
+    INSERT INTO chenu_change (task_id, queue, status, at)
+        VALUES (NEW.task_id, NEW.queue, NEW.status, NEW.updated_at);
+    INSERT INTO chenu_error_fts (rowid, error)
+        SELECT NEW.id, NEW.error WHERE NEW.error IS NOT NULL;
+END;
+
+CREATE TRIGGER IF NOT EXISTS chenu_task_status_changed
+AFTER UPDATE OF status ON chenu_task WHEN OLD.status <> NEW.status BEGIN
+    UPDATE chenu_counter SET n = n - 1
+        WHERE queue = OLD.queue AND status = OLD.status;
+    INSERT INTO chenu_counter (queue, status, n) VALUES (NEW.queue, NEW.status, 1)
+        ON CONFLICT (queue, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER IF NOT EXISTS chenu_task_updated AFTER UPDATE ON chenu_task BEGIN
+    INSERT INTO chenu_change (task_id, queue, status, at)
+        VALUES (NEW.task_id, NEW.queue, NEW.status, NEW.updated_at);
+END;
+
+CREATE TRIGGER IF NOT EXISTS chenu_task_error_changed
+AFTER UPDATE OF error ON chenu_task WHEN OLD.error IS NOT NEW.error BEGIN
+    INSERT INTO chenu_error_fts (chenu_error_fts, rowid, error)
+        SELECT 'delete', OLD.id, OLD.error WHERE OLD.error IS NOT NULL;
+    INSERT INTO chenu_error_fts (rowid, error)
+        SELECT NEW.id, NEW.error WHERE NEW.error IS NOT NULL;
+END;
+
+CREATE TRIGGER IF NOT EXISTS chenu_task_deleted AFTER DELETE ON chenu_task BEGIN
+    UPDATE chenu_counter SET n = n - 1
+        WHERE queue = OLD.queue AND status = OLD.status;
+    INSERT INTO chenu_change (task_id, queue, status, at, deleted)
+        VALUES (OLD.task_id, OLD.queue, OLD.status,
+                (julianday('now') - 2440587.5) * 86400.0, 1);
+    INSERT INTO chenu_error_fts (chenu_error_fts, rowid, error)
+        SELECT 'delete', OLD.id, OLD.error WHERE OLD.error IS NOT NULL;
+END;
+"""
+
+_COLUMNS = ", ".join(RECORD_FIELDS)
+_FINISHED = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
+#: Changes to insert between two trims of the change feed.
+_TRIM_EVERY = 1000
+
+
+def _to_column(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return None if value is None and name == "result" else encode_json(value)
+    if name in _BOOL_FIELDS:
+        return 1 if value else 0
+    if isinstance(value, (TaskQueue, TaskStatus)):
+        return value.value
+    return value
+
+
+def _to_record(row: sqlite3.Row) -> TaskRecord:
+    values = {name: row[name] for name in RECORD_FIELDS}
+    for name in _JSON_FIELDS:
+        raw = values[name]
+        values[name] = None if raw is None else json.loads(raw)
+    for name in _BOOL_FIELDS:
+        values[name] = bool(values[name])
+    values["queue"] = TaskQueue(values["queue"])
+    values["status"] = TaskStatus(values["status"])
+    return TaskRecord(**values)
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+class SqliteLedger(Ledger):
+    """A ledger in a SQLite file, safe to share between threads and processes.
+
+    Each thread gets its own connection. Writes run in ``BEGIN IMMEDIATE``
+    transactions; triggers keep the counters, the task-name list, the error
+    search index and the change feed in step with the records.
+    """
+
+    backend_name = "sqlite"
+
+    def __init__(
+        self,
+        path: Path | str,
+        change_retention: int = 100_000,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self.change_retention = change_retention
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        self._changes_since_trim = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # executescript commits on its own, so it runs outside `_write`.
+        self._connection().executescript(_SCHEMA)
+
+    # --- connections -----------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL with WAL cannot corrupt the file; a power cut may lose the
+        # last commits, which a worker's claim makes visible as a lost task.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        self._local.conn = conn
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # --- records ---------------------------------------------------------
+
+    def insert(self, record: TaskRecord) -> None:
+        values = [_to_column(name, getattr(record, name)) for name in RECORD_FIELDS]
+        placeholders = ", ".join("?" for _ in RECORD_FIELDS)
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    f"INSERT INTO chenu_task ({_COLUMNS}) VALUES ({placeholders})",
+                    values,
+                )
+        except sqlite3.IntegrityError:
+            raise ValueError(
+                f"task id {record.task_id!r} exists already: submit with another id"
+            ) from None
+        self._note_changes(1)
+
+    def insert_many(self, records: Sequence[TaskRecord]) -> None:
+        """Store several new records in one transaction; see `insert`."""
+        placeholders = ", ".join("?" for _ in RECORD_FIELDS)
+        rows = [
+            [_to_column(name, getattr(record, name)) for name in RECORD_FIELDS]
+            for record in records
+        ]
+        try:
+            with self._write() as conn:
+                conn.executemany(
+                    f"INSERT INTO chenu_task ({_COLUMNS}) VALUES ({placeholders})",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"a task id exists already: {exc}") from None
+        self._note_changes(len(rows))
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        row = (
+            self._connection()
+            .execute(f"SELECT {_COLUMNS} FROM chenu_task WHERE task_id = ?", (task_id,))
+            .fetchone()
+        )
+        return None if row is None else _to_record(row)
+
+    def apply(self, updates: Sequence[Update], now: float) -> list[TaskRecord | None]:
+        results: list[TaskRecord | None] = []
+        finished: dict[tuple[str, int], list[tuple[TaskStatus, float]]] = {}
+        with self._write() as conn:
+            for update in updates:
+                record, ended_run = self._apply_one(conn, update, now)
+                results.append(record)
+                if record is None or not ended_run:
+                    continue
+                if record.started_at is None or record.finished_at is None:
+                    continue
+                minute = int(record.finished_at // 60)
+                duration = max(0.0, record.finished_at - record.started_at)
+                finished.setdefault((record.queue.value, minute), []).append(
+                    (record.status, duration)
+                )
+            self._add_minute_figures(conn, finished)
+        self._note_changes(sum(1 for r in results if r is not None))
+        return results
+
+    def _apply_one(
+        self, conn: sqlite3.Connection, update: Update, now: float
+    ) -> tuple[TaskRecord | None, bool]:
+        """Apply one update; also return whether it ended a run (RUNNING to done)."""
+        row = conn.execute(
+            "SELECT status, cancel_requested FROM chenu_task WHERE task_id = ?",
+            (update.task_id,),
+        ).fetchone()
+        if row is None:
+            return None, False
+        status = TaskStatus(row["status"])
+        if update.expected is not None and status not in update.expected:
+            return None, False
+        if update.require_no_cancel and row["cancel_requested"]:
+            return None, False
+        assignments = ["updated_at = ?"]
+        params: list[Any] = [now]
+        if update.status is not None:
+            assignments.append("status = ?")
+            params.append(update.status.value)
+        for name, value in update.fields.items():
+            assignments.append(f"{name} = ?")
+            params.append(_to_column(name, value))
+        if update.increment_attempts:
+            assignments.append("attempts = attempts + 1")
+        params.append(update.task_id)
+        updated = conn.execute(
+            f"UPDATE chenu_task SET {', '.join(assignments)} WHERE task_id = ? "
+            f"RETURNING {_COLUMNS}",
+            params,
+        ).fetchone()
+        ended_run = status is TaskStatus.RUNNING and update.status in _FINISHED
+        return _to_record(updated), ended_run
+
+    def _add_minute_figures(
+        self,
+        conn: sqlite3.Connection,
+        finished: dict[tuple[str, int], list[tuple[TaskStatus, float]]],
+    ) -> None:
+        for (queue, minute), outcomes in finished.items():
+            row = conn.execute(
+                "SELECT histogram FROM chenu_minute WHERE queue = ? AND minute = ?",
+                (queue, minute),
+            ).fetchone()
+            histogram = (
+                json.loads(row["histogram"])
+                if row is not None
+                else [0] * (len(DURATION_BUCKETS) + 1)
+            )
+            succeeded = failed = 0
+            total = 0.0
+            for status, duration in outcomes:
+                histogram[duration_bucket(duration)] += 1
+                total += duration
+                if status is TaskStatus.SUCCESS:
+                    succeeded += 1
+                else:
+                    failed += 1
+            conn.execute(
+                "INSERT INTO chenu_minute (queue, minute, succeeded, failed, "
+                "duration_sum, duration_count, histogram) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (queue, minute) DO UPDATE SET "
+                "succeeded = succeeded + excluded.succeeded, "
+                "failed = failed + excluded.failed, "
+                "duration_sum = duration_sum + excluded.duration_sum, "
+                "duration_count = duration_count + excluded.duration_count, "
+                "histogram = excluded.histogram",
+                (
+                    queue,
+                    minute,
+                    succeeded,
+                    failed,
+                    total,
+                    len(outcomes),
+                    json.dumps(histogram),
+                ),
+            )
+
+    # --- listing ---------------------------------------------------------
+
+    def _where(self, task_filter: TaskFilter) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if task_filter.status is not None:
+            clauses.append("status = ?")
+            params.append(TaskStatus(task_filter.status).value)
+        if task_filter.queue is not None:
+            clauses.append("queue = ?")
+            params.append(TaskQueue(task_filter.queue).value)
+        if task_filter.task_name is not None:
+            clauses.append("task_name = ?")
+            params.append(task_filter.task_name)
+        if task_filter.created_after is not None:
+            clauses.append("created_at >= ?")
+            params.append(task_filter.created_after)
+        if task_filter.created_before is not None:
+            clauses.append("created_at <= ?")
+            params.append(task_filter.created_before)
+        if task_filter.text:
+            text_clause, text_params = self._text_clause(task_filter.text)
+            clauses.append(text_clause)
+            params.extend(text_params)
+        where = " AND ".join(clauses) if clauses else "1"
+        return where, params
+
+    def _text_clause(self, text: str) -> tuple[str, list[Any]]:
+        """Match an id prefix, a name substring or an error substring, by index."""
+        options = ["(task_id >= ? AND task_id < ?)"]
+        params: list[Any] = [text, text + "\U0010ffff"]
+        needle = text.casefold()
+        names = [
+            row["name"]
+            for row in self._connection().execute("SELECT name FROM chenu_task_names")
+            if needle in row["name"].casefold()
+        ]
+        if names:
+            options.append(f"task_name IN ({', '.join('?' for _ in names)})")
+            params.extend(names)
+        if len(text) >= 3:
+            options.append(
+                "id IN (SELECT rowid FROM chenu_error_fts WHERE chenu_error_fts MATCH ?)"
+            )
+            params.append(_fts_phrase(text))
+        return "(" + " OR ".join(options) + ")", params
+
+    def list_tasks(
+        self, task_filter: TaskFilter, limit: int = 50, offset: int = 0
+    ) -> list[TaskRecord]:
+        where, params = self._where(task_filter)
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM chenu_task WHERE {where} "
+            "ORDER BY created_at DESC, task_id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_to_record(row) for row in rows]
+
+    def count_tasks(self, task_filter: TaskFilter) -> int:
+        only_counters = (
+            task_filter.task_name is None
+            and task_filter.text is None
+            and task_filter.created_after is None
+            and task_filter.created_before is None
+        )
+        if only_counters:
+            return self._count_from_counters(task_filter)
+        where, params = self._where(task_filter)
+        row = (
+            self._connection()
+            .execute(f"SELECT count(*) FROM chenu_task WHERE {where}", params)
+            .fetchone()
+        )
+        return int(row[0])
+
+    def _count_from_counters(self, task_filter: TaskFilter) -> int:
+        total = 0
+        for queue, by_status in self.status_counts().items():
+            if task_filter.queue is not None and queue is not task_filter.queue:
+                continue
+            for status, n in by_status.items():
+                if task_filter.status is None or status is task_filter.status:
+                    total += n
+        return total
+
+    def delete_finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:
+        with self._write() as conn:
+            rows = conn.execute(
+                f"DELETE FROM chenu_task WHERE id IN (SELECT id FROM chenu_task "
+                f"WHERE status IN ({_FINAL_SQL}) AND finished_at < ? "
+                f"ORDER BY finished_at LIMIT ?) RETURNING task_id",
+                (cutoff, limit),
+            ).fetchall()
+        self._note_changes(len(rows))
+        return [row["task_id"] for row in rows]
+
+    # --- counters and figures --------------------------------------------
+
+    def status_counts(self) -> dict[TaskQueue, dict[TaskStatus, int]]:
+        counts: dict[TaskQueue, dict[TaskStatus, int]] = {q: {} for q in TaskQueue}
+        for row in self._connection().execute(
+            "SELECT queue, status, n FROM chenu_counter WHERE n <> 0"
+        ):
+            counts[TaskQueue(row["queue"])][TaskStatus(row["status"])] = row["n"]
+        return counts
+
+    def oldest_created(self, queue: TaskQueue, status: TaskStatus) -> float | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT min(created_at) FROM chenu_task WHERE queue = ? AND status = ?",
+                (TaskQueue(queue).value, TaskStatus(status).value),
+            )
+            .fetchone()
+        )
+        return row[0]
+
+    def recent_stats(self, queue: TaskQueue, now: float, minutes: int = 15) -> RecentStats:
+        current = int(now // 60)
+        rows = self._connection().execute(
+            "SELECT minute, succeeded, failed, duration_sum, duration_count, histogram "
+            "FROM chenu_minute WHERE queue = ? AND minute > ? AND minute <= ?",
+            (TaskQueue(queue).value, current - 60, current),
+        )
+        per_minute = [0] * minutes
+        histogram = [0] * (len(DURATION_BUCKETS) + 1)
+        succeeded = failed = count = 0
+        total = 0.0
+        for row in rows:
+            succeeded += row["succeeded"]
+            failed += row["failed"]
+            total += row["duration_sum"]
+            count += row["duration_count"]
+            for index, n in enumerate(json.loads(row["histogram"])):
+                histogram[index] += n
+            age = current - row["minute"]
+            if age < minutes:
+                per_minute[minutes - 1 - age] = row["succeeded"] + row["failed"]
+        return RecentStats(
+            succeeded_last_hour=succeeded,
+            failed_last_hour=failed,
+            throughput_per_minute=per_minute,
+            mean_duration=total / count if count else None,
+            p95_duration=percentile_from_histogram(histogram, 0.95),
+        )
+
+    # --- change feed -----------------------------------------------------
+
+    def changes(self, since: int, limit: int = 1000) -> ChangeBatch:
+        conn = self._connection()
+        rows = conn.execute(
+            "SELECT seq, task_id, queue, status, at, deleted FROM chenu_change "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        changes = [
+            Change(
+                seq=row["seq"],
+                task_id=row["task_id"],
+                queue=TaskQueue(row["queue"]),
+                status=TaskStatus(row["status"]),
+                at=row["at"],
+                deleted=bool(row["deleted"]),
+            )
+            for row in rows
+        ]
+        oldest = conn.execute("SELECT min(seq) FROM chenu_change").fetchone()[0]
+        last = changes[-1].seq if changes else self.last_seq()
+        reset = oldest is not None and since < oldest - 1
+        if oldest is None and since < last:
+            reset = True
+        return ChangeBatch(changes=changes, last_seq=last, reset=reset)
+
+    def last_seq(self) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT seq FROM sqlite_sequence WHERE name = 'chenu_change'")
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def _note_changes(self, count: int) -> None:
+        self._changes_since_trim += count
+        if self._changes_since_trim < _TRIM_EVERY:
+            return
+        self._changes_since_trim = 0
+        self.trim()
+
+    def trim(self) -> None:
+        """Drop changes beyond the retention and per-minute figures past theirs."""
+        last = self.last_seq()
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM chenu_change WHERE seq <= ?",
+                (last - self.change_retention,),
+            )
+            newest_minute = conn.execute("SELECT max(minute) FROM chenu_minute").fetchone()[0]
+            if newest_minute is not None:
+                conn.execute(
+                    "DELETE FROM chenu_minute WHERE minute < ?",
+                    (newest_minute - STATS_RETENTION_MINUTES,),
+                )
+
+    # --- workers and queue control ---------------------------------------
+
+    def put_heartbeats(self, workers: Iterable[WorkerInfo], ttl: float) -> None:
+        rows = [
+            (w.worker_id, json.dumps(w.to_dict()), w.last_beat + ttl) for w in workers
+        ]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO chenu_worker (worker_id, data, expires_at) "
+                "VALUES (?, ?, ?)",
+                rows,
+            )
+
+    def list_workers(self, now: float) -> list[WorkerInfo]:
+        rows = self._connection().execute(
+            "SELECT data FROM chenu_worker WHERE expires_at > ? ORDER BY worker_id",
+            (now,),
+        )
+        workers = []
+        for row in rows:
+            data = json.loads(row["data"])
+            data["queue"] = TaskQueue(data["queue"])
+            workers.append(WorkerInfo(**data))
+        return workers
+
+    def remove_workers(self, worker_ids: Collection[str]) -> None:
+        if not worker_ids:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM chenu_worker WHERE worker_id = ?",
+                [(worker_id,) for worker_id in worker_ids],
+            )
+
+    def set_paused(self, queue: TaskQueue, paused: bool) -> None:
+        with self._write() as conn:
+            if paused:
+                conn.execute(
+                    "INSERT OR IGNORE INTO chenu_paused (queue) VALUES (?)",
+                    (TaskQueue(queue).value,),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM chenu_paused WHERE queue = ?", (TaskQueue(queue).value,)
+                )
+
+    def paused_queues(self) -> set[TaskQueue]:
+        rows = self._connection().execute("SELECT queue FROM chenu_paused")
+        return {TaskQueue(row["queue"]) for row in rows}
+
+    # --- maintenance -------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """Run ``PRAGMA integrity_check`` and return its first line ("ok" if sound)."""
+        return self._connection().execute("PRAGMA integrity_check").fetchone()[0]

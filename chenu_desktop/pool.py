@@ -1,0 +1,408 @@
+"""The worker pool: thread workers and a scheduler per queue, and heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from .config import check_worker_count
+from .context import TaskContext
+from .ledger.base import Update
+from .models import TaskQueue, TaskStatus, WorkerInfo
+
+if TYPE_CHECKING:
+    from huey.api import Huey
+
+    from .engine import Engine
+
+logger = logging.getLogger("chenu.pool")
+
+#: Shortest wait of an idle SQLite worker; it doubles up to the poll interval.
+_MIN_POLL = 0.01
+#: How often the scheduler moves due tasks from Huey's schedule to its queue.
+_SCHEDULE_INTERVAL = 0.5
+
+
+class WakeSignal:
+    """Wakes idle workers of one queue when this process enqueues a message.
+
+    Unlike a bare Event, a wake that comes while no worker waits is kept,
+    so a worker that is about to sleep goes back to the queue at once.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._tokens = 0
+
+    def notify(self) -> None:
+        with self._condition:
+            self._tokens += 1
+            self._condition.notify()
+
+    def notify_all(self) -> None:
+        with self._condition:
+            self._tokens += 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._condition:
+            if self._tokens == 0:
+                self._condition.wait(timeout)
+            if self._tokens:
+                self._tokens -= 1
+                return True
+            return False
+
+
+class WorkerThread(threading.Thread):
+    """Takes messages from one queue's Huey storage and runs their tasks."""
+
+    def __init__(self, runtime: QueueRuntime, index: int) -> None:
+        self.runtime = runtime
+        self.worker_id = f"{runtime.pool.host}-{runtime.pool.pid}-{runtime.queue.value}-{runtime.pool.run_id}-{index}"
+        super().__init__(name=f"chenu-{runtime.queue.value}-{index}", daemon=True)
+        self.stop_event = threading.Event()
+        self.current_task: str | None = None
+        self.current_context: TaskContext | None = None
+        self.since = time.time()
+        self._lock = threading.Lock()
+
+    def info(self, now: float) -> WorkerInfo:
+        with self._lock:
+            current = self.current_task
+            since = self.since
+        pool = self.runtime.pool
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            host=pool.host,
+            pid=pool.pid,
+            queue=self.runtime.queue,
+            current_task=current,
+            since=since,
+            last_beat=now,
+            state="busy" if current else ("paused" if self.runtime.paused else "idle"),
+        )
+
+    def begin_task(self, task_id: str, context: TaskContext) -> None:
+        with self._lock:
+            self.current_task = task_id
+            self.current_context = context
+            self.since = time.time()
+        self.runtime.pool.engine.local_contexts[task_id] = context
+
+    def end_task(self) -> None:
+        with self._lock:
+            task_id = self.current_task
+            self.current_task = None
+            self.current_context = None
+            self.since = time.time()
+        if task_id is not None:
+            self.runtime.pool.engine.local_contexts.pop(task_id, None)
+
+    def run(self) -> None:
+        runtime = self.runtime
+        huey = runtime.huey
+        delay = _MIN_POLL
+        logger.debug("worker %s started", self.worker_id)
+        while not self.stop_event.is_set():
+            if runtime.paused:
+                runtime.resumed.wait(0.5)
+                continue
+            try:
+                task = huey.dequeue()
+            except Exception:
+                logger.exception("worker %s could not read queue %s", self.worker_id, runtime.queue.value)
+                self.stop_event.wait(min(5.0, delay * 10))
+                delay = min(runtime.pool.poll_interval, delay * 2)
+                continue
+            if task is None:
+                if not huey.storage.blocking:
+                    if runtime.wake.wait(delay):
+                        delay = _MIN_POLL
+                    else:
+                        delay = min(runtime.pool.poll_interval, delay * 2)
+                continue
+            delay = _MIN_POLL
+            if task.eta is not None and task.eta > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
+                huey.add_schedule(task)
+                continue
+            task_id = task.args[0] if task.args else None
+            if not isinstance(task_id, str):
+                logger.error("worker %s dropped a message without a task id: %r", self.worker_id, task)
+                continue
+            try:
+                runtime.pool.engine.runner.run(task_id, self)
+            except Exception:
+                logger.exception("worker %s failed to run task %s", self.worker_id, task_id)
+        logger.debug("worker %s stopped", self.worker_id)
+
+
+class SchedulerThread(threading.Thread):
+    """Moves due messages from one queue's Huey schedule onto its queue."""
+
+    def __init__(self, runtime: QueueRuntime) -> None:
+        super().__init__(name=f"chenu-{runtime.queue.value}-scheduler", daemon=True)
+        self.runtime = runtime
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        runtime = self.runtime
+        engine = runtime.pool.engine
+        while not self.stop_event.wait(_SCHEDULE_INTERVAL):
+            try:
+                due = runtime.huey.read_schedule(
+                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                )
+            except Exception:
+                logger.exception("reading the schedule of queue %s failed", runtime.queue.value)
+                continue
+            for task in due:
+                try:
+                    runtime.huey.enqueue(task)
+                except Exception:
+                    logger.exception("enqueueing scheduled task %s failed", task.id)
+                    continue
+                task_id = task.args[0] if task.args else None
+                if isinstance(task_id, str):
+                    engine.writer.put(
+                        Update(
+                            task_id,
+                            TaskStatus.PENDING,
+                            expected=frozenset({TaskStatus.SCHEDULED}),
+                        )
+                    )
+            if due:
+                runtime.wake.notify_all()
+
+
+class QueueRuntime:
+    """The Huey instance of one queue, its workers and its scheduler."""
+
+    def __init__(self, pool: WorkerPool, queue: TaskQueue, huey: Huey, size: int) -> None:
+        self.pool = pool
+        self.queue = queue
+        self.huey = huey
+        self.size = size
+        self.workers: list[WorkerThread] = []
+        self.scheduler: SchedulerThread | None = None
+        self.wake = WakeSignal()
+        self.resumed = threading.Event()
+        self.resumed.set()
+        self._next_index = 0
+
+    @property
+    def paused(self) -> bool:
+        return not self.resumed.is_set()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused:
+            self.resumed.clear()
+        else:
+            self.resumed.set()
+            self.wake.notify_all()
+
+    def start(self) -> None:
+        if self.scheduler is None or not self.scheduler.is_alive():
+            self.scheduler = SchedulerThread(self)
+            self.scheduler.start()
+        self.adjust()
+
+    def adjust(self) -> list[WorkerThread]:
+        """Start or stop workers to match `size`; return the ones asked to stop."""
+        alive = [w for w in self.workers if w.is_alive() and not w.stop_event.is_set()]
+        stopping: list[WorkerThread] = []
+        while len(alive) < self.size:
+            worker = WorkerThread(self, self._next_index)
+            self._next_index += 1
+            worker.start()
+            alive.append(worker)
+        while len(alive) > self.size:
+            # Idle workers go first, so a shrink does not wait on running tasks.
+            alive.sort(key=lambda w: w.current_task is not None)
+            worker = alive.pop(0)
+            worker.stop_event.set()
+            stopping.append(worker)
+        self.workers = alive + stopping
+        self.wake.notify_all()
+        return stopping
+
+    def request_stop(self) -> None:
+        for worker in self.workers:
+            worker.stop_event.set()
+        if self.scheduler is not None:
+            self.scheduler.stop_event.set()
+        self.wake.notify_all()
+        self.resumed.set()
+
+    def prune(self) -> list[WorkerThread]:
+        """Forget stopped workers; return them so their heartbeats can be removed."""
+        gone = [w for w in self.workers if not w.is_alive()]
+        self.workers = [w for w in self.workers if w.is_alive()]
+        return gone
+
+
+class WorkerPool:
+    """The worker threads of every queue in this process.
+
+    Heartbeats, shared pause flags and cancel requests of running tasks are
+    handled by one monitor thread.
+    """
+
+    def __init__(self, engine: Engine, sizes: dict[TaskQueue, int]) -> None:
+        self.engine = engine
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.run_id = uuid.uuid4().hex[:6]
+        self.poll_interval = engine.config.poll_interval
+        self.heartbeat_interval = engine.config.heartbeat_interval
+        self.heartbeat_timeout = engine.config.heartbeat_timeout
+        self.runtimes = {
+            queue: QueueRuntime(self, queue, engine.hueys[queue], sizes.get(queue, 0))
+            for queue in TaskQueue
+        }
+        self._running = False
+        self._lock = threading.Lock()
+        self._monitor: threading.Thread | None = None
+        self._monitor_stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def sizes(self) -> dict[TaskQueue, int]:
+        return {queue: runtime.size for queue, runtime in self.runtimes.items()}
+
+    def start(self, queues: set[TaskQueue] | None = None) -> None:
+        """Start the workers of `queues` (all when None) and the monitor."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            self._sync_paused()
+            for queue, runtime in self.runtimes.items():
+                if queues is not None and queue not in queues:
+                    runtime.size = 0
+                runtime.start()
+            self._monitor_stop.clear()
+            self._monitor = threading.Thread(
+                target=self._monitor_loop, name="chenu-pool-monitor", daemon=True
+            )
+            self._monitor.start()
+        logger.info(
+            "worker pool started: %s",
+            ", ".join(f"{q.value}={r.size}" for q, r in self.runtimes.items()),
+        )
+        self.publish_heartbeats()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every worker, waiting up to `timeout` seconds for running tasks.
+
+        Returns False if some worker was still running a task at the deadline;
+        such threads are daemons and end with the process.
+        """
+        with self._lock:
+            if not self._running:
+                return True
+            self._running = False
+            for runtime in self.runtimes.values():
+                runtime.request_stop()
+            self._monitor_stop.set()
+        deadline = time.monotonic() + timeout
+        threads: list[threading.Thread] = []
+        for runtime in self.runtimes.values():
+            threads.extend(runtime.workers)
+            if runtime.scheduler is not None:
+                threads.append(runtime.scheduler)
+        if self._monitor is not None:
+            threads.append(self._monitor)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in threads if t.is_alive()]
+        ids = [w.worker_id for r in self.runtimes.values() for w in r.workers]
+        try:
+            self.engine.ledger.remove_workers(ids)
+        except Exception:
+            logger.exception("removing the heartbeats of stopped workers failed")
+        for runtime in self.runtimes.values():
+            runtime.workers = []
+            runtime.scheduler = None
+        if stuck:
+            logger.warning(
+                "worker pool stop timed out after %.1f s; still running: %s",
+                timeout,
+                ", ".join(t.name for t in stuck),
+            )
+            return False
+        logger.info("worker pool stopped")
+        return True
+
+    def resize(self, queue: TaskQueue, size: int) -> None:
+        """Set the worker count of one queue; running workers finish their task first."""
+        queue = TaskQueue(queue)
+        size = check_worker_count(queue, size)
+        with self._lock:
+            runtime = self.runtimes[queue]
+            runtime.size = size
+            if self._running:
+                runtime.adjust()
+        logger.info("queue %s resized to %d workers", queue.value, size)
+
+    def pause(self, queue: TaskQueue) -> None:
+        """Stop taking work from the queue in every process; submits still go in."""
+        queue = TaskQueue(queue)
+        self.engine.ledger.set_paused(queue, True)
+        self.runtimes[queue].set_paused(True)
+        logger.info("queue %s paused", queue.value)
+
+    def resume(self, queue: TaskQueue) -> None:
+        queue = TaskQueue(queue)
+        self.engine.ledger.set_paused(queue, False)
+        self.runtimes[queue].set_paused(False)
+        logger.info("queue %s resumed", queue.value)
+
+    def local_workers(self) -> list[WorkerThread]:
+        return [w for r in self.runtimes.values() for w in r.workers if w.is_alive()]
+
+    def publish_heartbeats(self) -> None:
+        now = time.time()
+        workers = [w.info(now) for w in self.local_workers()]
+        self.engine.ledger.put_heartbeats(workers, self.heartbeat_timeout)
+
+    def _sync_paused(self) -> None:
+        paused = self.engine.ledger.paused_queues()
+        for queue, runtime in self.runtimes.items():
+            if (queue in paused) != runtime.paused:
+                runtime.set_paused(queue in paused)
+
+    def _check_cancel_requests(self) -> None:
+        for task_id, context in list(self.engine.local_contexts.items()):
+            if context.cancel_requested:
+                continue
+            record = self.engine.ledger.get(task_id)
+            if record is not None and record.cancel_requested:
+                logger.info("task %s: cancel requested, telling the task", task_id)
+                context.request_cancel()
+
+    def _monitor_loop(self) -> None:
+        next_beat = time.monotonic() + self.heartbeat_interval
+        while not self._monitor_stop.wait(min(0.5, self.heartbeat_interval)):
+            try:
+                self._sync_paused()
+                self._check_cancel_requests()
+                gone: list[WorkerThread] = []
+                with self._lock:
+                    for runtime in self.runtimes.values():
+                        gone.extend(runtime.prune())
+                if gone:
+                    self.engine.ledger.remove_workers([w.worker_id for w in gone])
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_interval
+                    self.publish_heartbeats()
+            except Exception:
+                logger.exception("worker pool monitor failed; trying again")

@@ -1,0 +1,577 @@
+"""The task service: submit, follow, cancel, retry and approve tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import inspect
+import logging
+import math
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from .errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidStateError,
+    TaskNotFoundError,
+)
+from .ledger.base import Update
+from .models import (
+    FINAL_STATUSES,
+    RETRYABLE_STATUSES,
+    WAITING_STATUSES,
+    QueueStats,
+    TaskFilter,
+    TaskQueue,
+    TaskRecord,
+    TaskStatus,
+)
+from .registry import APPROVER_PARAMETER, TaskDefinition, check_priority, check_queue
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+logger = logging.getLogger("chenu.tasks")
+
+MAX_PAGE = 1000
+_CLEANUP_BATCH = 1000
+
+
+def check_json_value(value: Any, where: str) -> None:
+    """Raise InvalidArgumentError unless `value` survives a JSON round trip unchanged."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgumentError(
+                f"{where} is {value!r}, which JSON cannot store: pass a finite number"
+            )
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_value(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgumentError(
+                    f"{where} has the key {key!r} of type {type(key).__name__}: "
+                    "JSON objects need string keys"
+                )
+            check_json_value(item, f"{where}[{key!r}]")
+        return
+    raise InvalidArgumentError(
+        f"{where} is a {type(value).__name__}, not a JSON value: pass str, int, float, "
+        "bool, None, list or dict (convert tuples to lists, dates to ISO strings)"
+    )
+
+
+def _timestamp(value: dt.datetime | float | int | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        # A naive datetime is local time, as in the rest of Python.
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidArgumentError(
+        f"invalid {name} {value!r}: pass a datetime or POSIX seconds"
+    )
+
+
+class TaskService:
+    """Synchronous task API of an engine. Safe to call from any thread but a GUI's.
+
+    Every method may block on the backend; a GUI runs them off its thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def _ledger(self):  # type: ignore[no-untyped-def]
+        return self._engine.ledger
+
+    # --- submit ----------------------------------------------------------
+
+    def submit(
+        self,
+        task_name: str,
+        *,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        task_id: str | None = None,
+        retry_of: str | None = None,
+        **task_kwargs: Any,
+    ) -> str:
+        """Record a task and put it on its queue; return its id.
+
+        Keyword arguments other than the options below go to the task.
+        Arguments whose names clash with an option go in `kwargs`, and
+        positional ones in `args`.
+
+        Args:
+            task_name: A name registered with `background_task`.
+            args: Positional arguments of the task.
+            kwargs: Keyword arguments of the task, for names that clash.
+            priority: 0 (first) to 9; defaults to the task's priority.
+            countdown: Seconds to wait before the task may run (0 or more).
+            eta: The earliest time to run, as a datetime or POSIX seconds.
+            task_id: The id to use instead of a new UUID.
+            retry_of: The id of the task this one retries (set by `retry`).
+
+        Raises:
+            UnknownTaskError: No task has this name.
+            InvalidArgumentError: An argument or option is invalid.
+            BackendUnavailableError: The backend did not take the task.
+        """
+        definition = self._engine.registry.get(task_name)
+        positional, keywords = self._arguments(definition, args, kwargs, task_kwargs)
+        task_priority = definition.priority if priority is None else check_priority(priority)
+        now = self._engine.clock()
+        run_at = self._run_at(countdown, eta, now)
+        new_id = self._new_id(task_id)
+        if definition.requires_governance:
+            status = TaskStatus.AWAITING_APPROVAL
+        elif run_at is not None and run_at > now:
+            status = TaskStatus.SCHEDULED
+        else:
+            status = TaskStatus.PENDING
+        record = TaskRecord(
+            task_id=new_id,
+            task_name=definition.name,
+            queue=definition.queue,
+            priority=task_priority,
+            status=status,
+            args=positional,
+            kwargs=keywords,
+            max_retries=definition.max_retries,
+            created_at=now,
+            eta=run_at,
+            retry_of=retry_of,
+            requires_governance=definition.requires_governance,
+            updated_at=now,
+        )
+        try:
+            self._ledger.insert(record)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"submitting {task_name!r} failed: the backend "
+                f"{self._engine.spec.display} did not answer ({exc}); nothing was stored"
+            ) from exc
+        if status is not TaskStatus.AWAITING_APPROVAL:
+            self._enqueue(record)
+        logger.info("task %s (%s) submitted as %s", new_id, task_name, status.value)
+        return new_id
+
+    def _arguments(
+        self,
+        definition: TaskDefinition,
+        args: list[Any] | tuple[Any, ...] | None,
+        kwargs: dict[str, Any] | None,
+        task_kwargs: dict[str, Any],
+    ) -> tuple[list[Any], dict[str, Any]]:
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise InvalidArgumentError(
+                f"args of {definition.name!r} must be a list, not {type(args).__name__}"
+            )
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise InvalidArgumentError(
+                f"kwargs of {definition.name!r} must be a dict, not {type(kwargs).__name__}"
+            )
+        keywords = dict(kwargs or {})
+        for name, value in task_kwargs.items():
+            if name in keywords:
+                raise InvalidArgumentError(
+                    f"argument {name!r} of {definition.name!r} is given twice: "
+                    "pass it either in kwargs= or as a keyword, not both"
+                )
+            keywords[name] = value
+        positional = list(args or ())
+        if definition.requires_governance and APPROVER_PARAMETER in keywords:
+            raise InvalidArgumentError(
+                f"argument {APPROVER_PARAMETER!r} of {definition.name!r} is set by "
+                "approve(): leave it out of the submit"
+            )
+        signature = definition.signature
+        if definition.requires_governance and definition.takes_approver:
+            parameters = [
+                p for p in signature.parameters.values() if p.name != APPROVER_PARAMETER
+            ]
+            signature = signature.replace(parameters=parameters)
+        try:
+            signature.bind(*positional, **keywords)
+        except TypeError as exc:
+            raise InvalidArgumentError(
+                f"invalid arguments for task {definition.name!r}: {exc}; "
+                f"its signature is {definition.name}{signature}"
+            ) from None
+        for index, value in enumerate(positional):
+            check_json_value(value, f"argument {index} of {definition.name!r}")
+        for name, value in keywords.items():
+            check_json_value(value, f"argument {name!r} of {definition.name!r}")
+        return positional, keywords
+
+    def _run_at(
+        self, countdown: float | None, eta: dt.datetime | float | None, now: float
+    ) -> float | None:
+        if countdown is not None and eta is not None:
+            raise InvalidArgumentError(
+                "both countdown and eta given: pass only one of them"
+            )
+        if countdown is not None:
+            if isinstance(countdown, bool) or not isinstance(countdown, (int, float)):
+                raise InvalidArgumentError(
+                    f"invalid countdown {countdown!r}: pass seconds as a number"
+                )
+            if not math.isfinite(countdown) or countdown < 0:
+                raise InvalidArgumentError(
+                    f"invalid countdown {countdown!r}: pass 0 or more seconds"
+                )
+            return now + countdown if countdown > 0 else None
+        return _timestamp(eta, "eta")
+
+    def _new_id(self, task_id: str | None) -> str:
+        if task_id is None:
+            return uuid.uuid4().hex
+        if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > 200:
+            raise InvalidArgumentError(
+                f"invalid task_id {task_id!r}: pass a non-empty string of at most 200 "
+                "characters, or none for a new id"
+            )
+        if self._ledger.get(task_id) is not None:
+            raise InvalidArgumentError(
+                f"task id {task_id!r} exists already: pass another id or none"
+            )
+        return task_id
+
+    def _enqueue(self, record: TaskRecord) -> None:
+        eta = None
+        if record.eta is not None and record.eta > self._engine.clock():
+            eta = dt.datetime.fromtimestamp(record.eta, dt.timezone.utc)
+        try:
+            self._engine.enqueue_message(record.queue, record.task_id, record.priority, eta)
+        except Exception as exc:
+            now = self._engine.clock()
+            error = f"enqueue failed: {exc}"
+            try:
+                self._ledger.update(
+                    Update(
+                        record.task_id,
+                        TaskStatus.FAILURE,
+                        {"error": error, "finished_at": now},
+                    ),
+                    now,
+                )
+            except Exception:
+                logger.exception("recording the failed enqueue of %s failed", record.task_id)
+            raise BackendUnavailableError(
+                f"task {record.task_id} ({record.task_name}) could not be put on queue "
+                f"{record.queue.value}: {exc}; it is recorded as failed, retry it later"
+            ) from exc
+
+    # --- follow ----------------------------------------------------------
+
+    def get_status(self, task_id: str) -> TaskRecord:
+        """Return the task's record.
+
+        Raises:
+            TaskNotFoundError: No task has this id.
+        """
+        record = self._ledger.get(task_id)
+        if record is None:
+            raise TaskNotFoundError(task_id)
+        return record
+
+    def list_tasks(
+        self,
+        status: TaskStatus | str | None = None,
+        queue: TaskQueue | str | None = None,
+        task_name: str | None = None,
+        text: str | None = None,
+        created_after: dt.datetime | float | None = None,
+        created_before: dt.datetime | float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskRecord]:
+        """Return one page of records, newest first; see `TaskFilter`."""
+        task_filter = self.make_filter(
+            status, queue, task_name, text, created_after, created_before
+        )
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidArgumentError(
+                f"invalid limit {limit!r}: pass a page size from 1 to {MAX_PAGE}"
+            )
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"invalid offset {offset!r}: pass 0 or more")
+        return self._ledger.list_tasks(task_filter, limit, offset)
+
+    def count_tasks(
+        self,
+        status: TaskStatus | str | None = None,
+        queue: TaskQueue | str | None = None,
+        task_name: str | None = None,
+        text: str | None = None,
+        created_after: dt.datetime | float | None = None,
+        created_before: dt.datetime | float | None = None,
+    ) -> int:
+        """Return how many records match; same filters as `list_tasks`."""
+        return self._ledger.count_tasks(
+            self.make_filter(status, queue, task_name, text, created_after, created_before)
+        )
+
+    @staticmethod
+    def make_filter(
+        status: TaskStatus | str | None = None,
+        queue: TaskQueue | str | None = None,
+        task_name: str | None = None,
+        text: str | None = None,
+        created_after: dt.datetime | float | None = None,
+        created_before: dt.datetime | float | None = None,
+    ) -> TaskFilter:
+        task_status = None
+        if status is not None:
+            try:
+                task_status = TaskStatus(status)
+            except ValueError:
+                names = ", ".join(s.value for s in TaskStatus)
+                raise InvalidArgumentError(
+                    f"invalid status {status!r}: use one of {names}"
+                ) from None
+        return TaskFilter(
+            status=task_status,
+            queue=None if queue is None else check_queue(queue),
+            task_name=task_name or None,
+            text=(text.strip() or None) if isinstance(text, str) else None,
+            created_after=_timestamp(created_after, "created_after"),
+            created_before=_timestamp(created_before, "created_before"),
+        )
+
+    def queue_stats(self) -> dict[TaskQueue, QueueStats]:
+        """Return per-queue figures: counts, recent throughput, durations, workers."""
+        engine = self._engine
+        now = engine.clock()
+        workers = engine.ledger.list_workers(now)
+        paused = engine.ledger.paused_queues()
+        return engine.ledger.queue_stats(now, workers, paused)
+
+    def registered_tasks(self) -> list[dict[str, Any]]:
+        """Return name, queue, priority, retries, governance and signature of each task."""
+        return [d.describe() for d in self._engine.registry.definitions()]
+
+    # --- actions ---------------------------------------------------------
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a task: at once if it waits, by request if it runs.
+
+        Raises:
+            TaskNotFoundError: No task has this id.
+            InvalidStateError: The task has finished already.
+        """
+        ledger = self._ledger
+        for _ in range(5):
+            record = self.get_status(task_id)
+            now = self._engine.clock()
+            if record.status in WAITING_STATUSES:
+                updated = ledger.update(
+                    Update(
+                        task_id,
+                        TaskStatus.CANCELLED,
+                        {"finished_at": now, "cancel_requested": True, "next_attempt_at": None},
+                        expected=frozenset({record.status}),
+                    ),
+                    now,
+                )
+            elif record.status is TaskStatus.RUNNING:
+                updated = ledger.update(
+                    Update(
+                        task_id,
+                        None,
+                        {"cancel_requested": True},
+                        expected=frozenset({TaskStatus.RUNNING}),
+                    ),
+                    now,
+                )
+                if updated is not None:
+                    context = self._engine.local_contexts.get(task_id)
+                    if context is not None:
+                        context.request_cancel()
+            else:
+                raise InvalidStateError(
+                    f"task {task_id} has finished as {record.status.value}: "
+                    "there is nothing to cancel"
+                )
+            if updated is not None:
+                logger.info("task %s: cancel %s", task_id,
+                            "requested" if updated.status is TaskStatus.RUNNING else "done")
+                return updated
+        raise InvalidStateError(
+            f"task {task_id} kept changing while it was being cancelled: try again"
+        )
+
+    def retry(self, task_id: str) -> str:
+        """Submit a new task with the same name, arguments, queue and priority.
+
+        Returns the new id; the two records link to each other.
+
+        Raises:
+            TaskNotFoundError: No task has this id.
+            InvalidStateError: The task is not failed, cancelled, expired, lost or
+                rejected, or was retried already.
+        """
+        record = self.get_status(task_id)
+        if record.status not in RETRYABLE_STATUSES:
+            allowed = ", ".join(sorted(s.value for s in RETRYABLE_STATUSES))
+            raise InvalidStateError(
+                f"task {task_id} is {record.status.value}: only {allowed} tasks can be retried"
+            )
+        if record.retried_as:
+            raise InvalidStateError(
+                f"task {task_id} was retried already as {record.retried_as}: retry that one"
+            )
+        kwargs = dict(record.kwargs)
+        if record.requires_governance:
+            kwargs.pop(APPROVER_PARAMETER, None)
+        new_id = self.submit(
+            record.task_name,
+            args=record.args,
+            kwargs=kwargs,
+            priority=record.priority,
+            retry_of=task_id,
+        )
+        self._ledger.update(Update(task_id, None, {"retried_as": new_id}), self._engine.clock())
+        logger.info("task %s retried as %s", task_id, new_id)
+        return new_id
+
+    def approve(self, task_id: str, approver: str, reason: str | None = None) -> TaskRecord:
+        """Approve a task awaiting approval and put it on its queue.
+
+        Raises:
+            TaskNotFoundError: No task has this id.
+            InvalidArgumentError: The approver is empty.
+            InvalidStateError: The task is not awaiting approval.
+        """
+        approver = self._check_person(approver, "approver")
+        record = self.get_status(task_id)
+        now = self._engine.clock()
+        status = TaskStatus.PENDING
+        if record.eta is not None and record.eta > now:
+            status = TaskStatus.SCHEDULED
+        updated = self._ledger.update(
+            Update(
+                task_id,
+                status,
+                {"approved_by": approver, "approved_at": now, "approval_reason": reason},
+                expected=frozenset({TaskStatus.AWAITING_APPROVAL}),
+            ),
+            now,
+        )
+        if updated is None:
+            current = self.get_status(task_id)
+            raise InvalidStateError(
+                f"task {task_id} is {current.status.value}, not awaiting approval: "
+                "only awaiting tasks can be approved"
+            )
+        self._enqueue(updated)
+        logger.info("task %s approved by %s", task_id, approver)
+        return updated
+
+    def reject(self, task_id: str, approver: str, reason: str) -> TaskRecord:
+        """End a task awaiting approval as rejected, with the reason.
+
+        Raises:
+            TaskNotFoundError: No task has this id.
+            InvalidArgumentError: The approver or the reason is empty.
+            InvalidStateError: The task is not awaiting approval.
+        """
+        approver = self._check_person(approver, "approver")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidArgumentError(
+                f"invalid reason {reason!r}: a rejection needs a reason the submitter can read"
+            )
+        now = self._engine.clock()
+        updated = self._ledger.update(
+            Update(
+                task_id,
+                TaskStatus.REJECTED,
+                {
+                    "approved_by": approver,
+                    "approved_at": now,
+                    "approval_reason": reason.strip(),
+                    "finished_at": now,
+                },
+                expected=frozenset({TaskStatus.AWAITING_APPROVAL}),
+            ),
+            now,
+        )
+        if updated is None:
+            current = self.get_status(task_id)
+            raise InvalidStateError(
+                f"task {task_id} is {current.status.value}, not awaiting approval: "
+                "only awaiting tasks can be rejected"
+            )
+        logger.info("task %s rejected by %s: %s", task_id, approver, reason)
+        return updated
+
+    @staticmethod
+    def _check_person(name: Any, role: str) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError(
+                f"invalid {role} {name!r}: pass the name of the person who decides"
+            )
+        return name.strip()
+
+    def cleanup(self, older_than_days: float = 30) -> int:
+        """Delete finished records older than that many days; return how many.
+
+        Waiting and running tasks are never deleted, however old.
+        """
+        if (
+            isinstance(older_than_days, bool)
+            or not isinstance(older_than_days, (int, float))
+            or not math.isfinite(older_than_days)
+            or older_than_days < 0
+        ):
+            raise InvalidArgumentError(
+                f"invalid older_than_days {older_than_days!r}: pass 0 or more days"
+            )
+        cutoff = self._engine.clock() - older_than_days * 86400
+        deleted = 0
+        while True:
+            ids = self._ledger.delete_finished_before(cutoff, _CLEANUP_BATCH)
+            deleted += len(ids)
+            if len(ids) < _CLEANUP_BATCH:
+                break
+        logger.info("cleanup removed %d records finished over %s days ago", deleted,
+                    older_than_days)
+        return deleted
+
+
+class AsyncTaskService:
+    """The methods of `TaskService` as coroutines, run in a worker thread."""
+
+    def __init__(self, service: TaskService) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self._service, name)
+        if not callable(method) or not inspect.ismethod(method):
+            raise AttributeError(name)
+
+        @functools.wraps(method)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
+
+
+__all__ = ["AsyncTaskService", "TaskService", "FINAL_STATUSES", "check_json_value"]

@@ -1,0 +1,126 @@
+"""One thread that batches worker events into ledger writes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from .ledger.base import Ledger, Update
+
+logger = logging.getLogger("chenu.ledger")
+
+
+class LedgerWriter:
+    """Collects updates from worker threads and applies them in batches.
+
+    Workers call `put` and go on at once. The writer thread applies what has
+    gathered every `interval` seconds, or sooner once `max_batch` updates
+    wait. A failed write (the backend is down) is kept and retried with
+    backoff, so no update is dropped while the process lives.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval: float = 0.05,
+        max_batch: int = 500,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._interval = interval
+        self._max_batch = max_batch
+        self._clock = clock
+        self._pending: deque[Update] = deque()
+        self._condition = threading.Condition()
+        self._submitted = 0
+        self._applied = 0
+        self._stopping = False
+        self._failures = 0
+        self._thread = threading.Thread(
+            target=self._run, name="chenu-ledger-writer", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        with self._condition:
+            return len(self._pending)
+
+    def put(self, update: Update) -> None:
+        with self._condition:
+            self._pending.append(update)
+            self._submitted += 1
+            if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
+                self._condition.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every update put so far is applied; return False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            target = self._submitted
+            self._condition.notify_all()
+            while self._applied < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Apply what is left and end the thread; return False if it timed out."""
+        flushed = self.flush(timeout)
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+        self._thread.join(timeout)
+        if not flushed:
+            logger.error(
+                "ledger writer stopped with %d updates not written", self.backlog
+            )
+        return flushed and not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._stopping:
+                    self._condition.wait()
+                if self._stopping and not self._pending:
+                    return
+                if len(self._pending) < self._max_batch and not self._stopping:
+                    # Let a burst gather so it costs one transaction.
+                    self._condition.wait(self._interval)
+                batch = [
+                    self._pending.popleft()
+                    for _ in range(min(self._max_batch, len(self._pending)))
+                ]
+            self._write(batch)
+
+    def _write(self, batch: list[Update]) -> None:
+        while True:
+            try:
+                self._ledger.apply(batch, self._clock())
+            except Exception:
+                self._failures += 1
+                if self._failures == 1 or self._failures % 100 == 0:
+                    logger.exception(
+                        "writing %d task updates failed (%d failures so far); retrying",
+                        len(batch),
+                        self._failures,
+                    )
+                with self._condition:
+                    if self._stopping:
+                        # Keep them for a later stop() that may still succeed.
+                        self._pending.extendleft(reversed(batch))
+                        return
+                    self._condition.wait(min(5.0, 0.1 * 2 ** min(self._failures, 6)))
+                continue
+            if self._failures:
+                logger.info("task updates are written again")
+                self._failures = 0
+            with self._condition:
+                self._applied += len(batch)
+                self._condition.notify_all()
+            return
