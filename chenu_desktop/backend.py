@@ -22,7 +22,7 @@ from .ledger.base import Ledger
 from .models import TaskQueue
 
 #: How long a Redis worker blocks on an empty queue before it checks its stop flag.
-REDIS_READ_TIMEOUT = 1
+REDIS_READ_TIMEOUT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

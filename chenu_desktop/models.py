@@ -113,6 +113,7 @@ class TaskRecord:
     max_retries: int = 0
     created_at: float = 0.0
     eta: float | None = None
+    expires_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
     next_attempt_at: float | None = None

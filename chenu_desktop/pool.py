@@ -129,6 +129,10 @@ class WorkerThread(threading.Thread):
                         delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
             delay = _MIN_POLL
+            if runtime.paused:
+                # A blocking pop that began before the pause: hand the message back.
+                huey.enqueue(task)
+                continue
             if task.eta is not None and task.eta > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
                 huey.add_schedule(task)
                 continue

@@ -35,7 +35,11 @@ class TaskDefinition:
 
     @property
     def signature(self) -> inspect.Signature:
-        return inspect.signature(self.func)
+        try:
+            # Resolves string annotations (from `from __future__ import annotations`).
+            return inspect.signature(self.func, eval_str=True)
+        except (NameError, SyntaxError, TypeError):
+            return inspect.signature(self.func)
 
     @property
     def takes_approver(self) -> bool:
@@ -57,7 +61,9 @@ class TaskDefinition:
             if parameter.annotation is not inspect.Parameter.empty:
                 annotation = parameter.annotation
                 entry["annotation"] = (
-                    annotation if isinstance(annotation, str) else annotation.__name__
+                    annotation
+                    if isinstance(annotation, str)
+                    else inspect.formatannotation(annotation)
                 )
             parameters.append(entry)
         return {

@@ -49,6 +49,15 @@ class TaskRunner:
         if record is None:
             self._skip(task_id)
             return
+        if record.expires_at is not None and now > record.expires_at:
+            self._finish(
+                record,
+                TaskStatus.EXPIRED,
+                error="expired before a worker could start it",
+                sync=True,
+            )
+            logger.info("task %s expired before it started", task_id)
+            return
         definition = engine.registry.find(record.task_name)
         if definition is None:
             self._finish(

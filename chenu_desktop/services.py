@@ -105,6 +105,7 @@ class TaskService:
         priority: int | None = None,
         countdown: float | None = None,
         eta: dt.datetime | float | None = None,
+        expires_in: float | None = None,
         task_id: str | None = None,
         retry_of: str | None = None,
         **task_kwargs: Any,
@@ -122,6 +123,8 @@ class TaskService:
             priority: 0 (first) to 9; defaults to the task's priority.
             countdown: Seconds to wait before the task may run (0 or more).
             eta: The earliest time to run, as a datetime or POSIX seconds.
+            expires_in: Seconds after the submit (or after the ETA) past which
+                the task no longer starts and ends as expired.
             task_id: The id to use instead of a new UUID.
             retry_of: The id of the task this one retries (set by `retry`).
 
@@ -135,6 +138,7 @@ class TaskService:
         task_priority = definition.priority if priority is None else check_priority(priority)
         now = self._engine.clock()
         run_at = self._run_at(countdown, eta, now)
+        expires_at = self._expires_at(expires_in, run_at or now)
         new_id = self._new_id(task_id)
         if definition.requires_governance:
             status = TaskStatus.AWAITING_APPROVAL
@@ -153,6 +157,7 @@ class TaskService:
             max_retries=definition.max_retries,
             created_at=now,
             eta=run_at,
+            expires_at=expires_at,
             retry_of=retry_of,
             requires_governance=definition.requires_governance,
             updated_at=now,
@@ -237,6 +242,21 @@ class TaskService:
                 )
             return now + countdown if countdown > 0 else None
         return _timestamp(eta, "eta")
+
+    @staticmethod
+    def _expires_at(expires_in: float | None, start: float) -> float | None:
+        if expires_in is None:
+            return None
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, (int, float))
+            or not math.isfinite(expires_in)
+            or expires_in <= 0
+        ):
+            raise InvalidArgumentError(
+                f"invalid expires_in {expires_in!r}: pass a number of seconds above 0"
+            )
+        return start + expires_in
 
     def _new_id(self, task_id: str | None) -> str:
         if task_id is None:

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS chenu_task (
     max_retries INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     eta REAL,
+    expires_at REAL,
     started_at REAL,
     finished_at REAL,
     next_attempt_at REAL,
