@@ -99,6 +99,7 @@ class TaskService:
     def submit(
         self,
         task_name: str,
+        /,
         *,
         args: list[Any] | tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,

@@ -1,0 +1,110 @@
+"""Backend URLs and the configuration file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chenu_desktop import ConfigurationError, InvalidBackendError, TaskQueue, open_engine
+from chenu_desktop.backend import mask_url, parse_backend
+from chenu_desktop.config import load_config, user_data_dir
+
+
+def test_sqlite_url_forms(tmp_path: Path) -> None:
+    three = parse_backend("sqlite:///srv/chenu/chenu.db")
+    four = parse_backend("sqlite:////srv/chenu/chenu.db")
+    assert three.path == Path("/srv/chenu/chenu.db")
+    assert four.path == three.path
+    assert three.url == "sqlite:///srv/chenu/chenu.db"
+    plain = parse_backend(str(tmp_path / "x.db"))
+    assert plain.kind == "sqlite"
+    assert plain.path == tmp_path / "x.db"
+
+
+def test_redis_url_accepted() -> None:
+    spec = parse_backend("redis://127.0.0.1:6390/2")
+    assert spec.kind == "redis"
+    assert spec.path is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "empty backend URL"),
+        ("postgres://db/x", "unsupported backend scheme 'postgres'"),
+        ("sqlite://", "names no file"),
+        ("redis://127.0.0.1:notaport/0", "invalid Redis URL"),
+    ],
+)
+def test_bad_backend_rejected(url: str, message: str) -> None:
+    with pytest.raises(InvalidBackendError, match=message):
+        parse_backend(url)
+
+
+def test_password_masked() -> None:
+    assert mask_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert mask_url("redis://ops:s3cret@127.0.0.1/0") == "redis://ops:***@127.0.0.1/0"
+    assert mask_url("redis://127.0.0.1/0") == "redis://127.0.0.1/0"
+
+
+def test_config_file_read(tmp_path: Path) -> None:
+    path = tmp_path / "chenu.toml"
+    path.write_text(
+        'backend = "sqlite:///srv/c.db"\n'
+        'operator = "ada"\n'
+        "retention_days = 7\n"
+        "[workers]\n"
+        "default = 4\n"
+        "governance = 2\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.backend == "sqlite:///srv/c.db"
+    assert config.operator_name == "ada"
+    assert config.retention_days == 7
+    assert config.workers[TaskQueue.DEFAULT] == 4
+    assert config.workers[TaskQueue.GOVERNANCE] == 2
+    assert config.workers[TaskQueue.LOW] == 1
+
+
+def test_env_backend_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "chenu.toml"
+    path.write_text('backend = "sqlite:///srv/file.db"\n', encoding="utf-8")
+    monkeypatch.setenv("CHENU_BACKEND", "redis://127.0.0.1:6390/0")
+    assert load_config(path).backend == "redis://127.0.0.1:6390/0"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("retention_days = 0\n", "invalid retention_days 0"),
+        ("[workers]\nurgent = 2\n", "unknown queue 'urgent'"),
+        ("[workers]\ndefault = -1\n", "invalid worker count -1"),
+        ("[workers]\ndefault = 'two'\n", "invalid worker count 'two'"),
+        ("colour = 'red'\n", "unknown key 'colour'"),
+        ("backend = [\n", "invalid TOML"),
+        ("namespace = 'a-b'\n", "invalid namespace 'a-b'"),
+        ("heartbeat_interval = 5\nheartbeat_timeout = 2\n", "invalid heartbeat_timeout"),
+    ],
+)
+def test_bad_config_rejected(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "chenu.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(path)
+
+
+def test_missing_explicit_config_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_default_engine_uses_user_data_dir() -> None:
+    engine = open_engine()
+    try:
+        assert engine.spec.kind == "sqlite"
+        assert engine.spec.path == user_data_dir() / "chenu.db"
+        assert engine.spec.path.is_file()
+    finally:
+        engine.close()
