@@ -9,10 +9,13 @@ Every key lives under ``chenu:<namespace>:``:
   by ``created_at``.
 - ``ids``: every task id at score 0, for prefix search with ZRANGEBYLEX.
 - ``names``: a hash from ``<queue>:<name>`` to the number of records.
-- ``tri:<trigram>``: sets of the task ids whose error contains the trigram.
-- ``finals``: the records in a final status, scored by ``finished_at``.
+- ``tri:<trigram>``: sets of the task ids whose error, case-folded and cut to
+  `ERROR_SEARCH_CHARS`, contains the trigram.
+- ``finals``: the records in a final status, scored by ``finished_at`` (or,
+  when that is None, by ``updated_at`` as of entering the status).
 - ``counts``: a hash from ``<queue>:<status>`` to the number of records.
-- ``stats:<queue>:<minute>``: finished-task figures of one minute.
+- ``stats:<queue>:<minute>``: finished-task figures of one minute (POSIX
+  seconds // 60), kept for `STATS_RETENTION_MINUTES` after the last write.
 - ``seq`` and ``changes``: the change counter and the stream of changes.
 - ``worker:<id>``, ``workers`` and ``paused``: heartbeats and paused queues.
 
@@ -27,7 +30,8 @@ import dataclasses
 import json
 import math
 import time
-from typing import Any, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import redis
 
@@ -55,10 +59,13 @@ from .base import (
 )
 
 #: Characters at the start of an error message that text search looks at.
+#: NOTE: a substring of the error that ends past this point is not found.
 ERROR_SEARCH_CHARS = 500
 
 #: Members read per round trip when a name index must be checked member by member.
 _SCAN_CHUNK = 256
+
+_WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkerInfo))
 
 _LUA_COMMON = """
 local prefix = ARGV[1]
@@ -118,22 +125,23 @@ local function duration_bucket(seconds)
 end
 """
 
-# KEYS: task hash. ARGV: prefix, retention, id, queue, status, name, created
-# score, finals score or '', change time, trigram JSON or '', field count,
-# field/value pairs, trigrams.
+# KEYS: the task hash.
+# ARGV: prefix, retention, id, queue, status, name, created_at score, `finals`
+# score or '', change time, trigram JSON or '', field count, field/value pairs,
+# then the trigrams.
 _LUA_INSERT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local id, queue, status, name = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nfields = tonumber(ARGV[11])
 append_change(id, queue, status, ARGV[9], '0')
 
-local pairs = {}
-for i = 12, 11 + 2 * nfields do pairs[#pairs + 1] = ARGV[i] end
+local values = {}
+for i = 12, 11 + 2 * nfields do values[#values + 1] = ARGV[i] end
 if ARGV[10] ~= '' then
-  pairs[#pairs + 1] = '_trigrams'
-  pairs[#pairs + 1] = ARGV[10]
+  values[#values + 1] = '_trigrams'
+  values[#values + 1] = ARGV[10]
 end
-redis.call('HSET', KEYS[1], unpack(pairs))
+redis.call('HSET', KEYS[1], unpack(values))
 
 add_to(fixed_keys(queue, name), ARGV[7], id)
 add_to(status_keys(status, queue, name), ARGV[7], id)
@@ -145,10 +153,12 @@ index_trigrams(id, 12 + 2 * nfields)
 return 1
 """
 
-# KEYS: task hash. ARGV: prefix, retention, id, now, new status or '',
-# expected statuses joined by ',' or '*' for any, increment attempts '1'/'0',
-# require no cancel '1'/'0', new created score or '', finished_at set '1'/'0',
-# error set '1'/'0', trigram JSON or '', field count, field/value pairs, trigrams.
+# KEYS: the task hash.
+# ARGV: prefix, retention, id, now, new status or '', expected statuses joined
+# by ',' (or '*' for any), increment attempts '1'/'0', require no cancel
+# '1'/'0', new created_at score or '', finished_at updated '1'/'0', error
+# updated '1'/'0', trigram JSON or '', field count, field/value pairs, then the
+# trigrams.
 _LUA_APPLY = """
 local key, id, now = KEYS[1], ARGV[3], ARGV[4]
 local current = redis.call('HMGET', key, 'status', 'queue', 'task_name',
@@ -172,13 +182,13 @@ if ARGV[5] ~= '' then new_status = ARGV[5] end
 append_change(id, queue, new_status, now, '0')
 
 local nfields = tonumber(ARGV[13])
-local pairs = {'status', cjson.encode(new_status), 'updated_at', now}
-for i = 14, 13 + 2 * nfields do pairs[#pairs + 1] = ARGV[i] end
+local values = {'status', cjson.encode(new_status), 'updated_at', now}
+for i = 14, 13 + 2 * nfields do values[#values + 1] = ARGV[i] end
 if ARGV[7] == '1' then
-  pairs[#pairs + 1] = 'attempts'
-  pairs[#pairs + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
+  values[#values + 1] = 'attempts'
+  values[#values + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
 end
-redis.call('HSET', key, unpack(pairs))
+redis.call('HSET', key, unpack(values))
 
 if ARGV[11] == '1' then
   unindex_trigrams(id, current[6])
@@ -234,7 +244,8 @@ end
 return redis.call('HGETALL', key)
 """
 
-# KEYS: task hash. ARGV: prefix, retention, id, cutoff, change time.
+# KEYS: the task hash.
+# ARGV: prefix, retention, id, cutoff, change time.
 _LUA_DELETE = """
 local key, id = KEYS[1], ARGV[3]
 local current = redis.call('HMGET', key, 'status', 'queue', 'task_name', '_trigrams')
@@ -263,7 +274,9 @@ return 1
 
 
 def _lua(body: str) -> str:
-    finals = ", ".join(f"[{json.dumps(s.value)}] = true" for s in sorted(FINAL_STATUSES))
+    finals = ", ".join(
+        f"[{json.dumps(s.value)}] = true" for s in sorted(FINAL_STATUSES)
+    )
     source = _LUA_COMMON + body
     source = source.replace("@FINAL@", finals)
     source = source.replace("@BUCKETS@", ", ".join(repr(b) for b in DURATION_BUCKETS))
@@ -279,7 +292,7 @@ def _score(value: float) -> str:
 
 
 def _minute(timestamp: float) -> int:
-    # The scripts compute math.floor(t / 60) too; float `//` can differ by one.
+    # The same formula as the scripts' math.floor(t / 60): float `//` can differ.
     return math.floor(timestamp / 60)
 
 
@@ -289,6 +302,15 @@ def _error_search_text(error: str | None) -> str:
 
 def _trigrams(text: str) -> list[str]:
     return sorted({text[i : i + 3] for i in range(len(text) - 2)})
+
+
+def _parse_name_fields(fields: Iterable[bytes | str]) -> dict[str, set[TaskQueue]]:
+    """Map each name to its queues, from ``<queue>:<name>`` fields of the names hash."""
+    queues: dict[str, set[TaskQueue]] = {}
+    for field in fields:
+        queue, name = _text(field).split(":", 1)
+        queues.setdefault(name, set()).add(TaskQueue(queue))
+    return queues
 
 
 def _decode_pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
@@ -305,9 +327,9 @@ class _Source:
 
 @dataclasses.dataclass
 class _Plan:
-    """Where a filter's matches are: sorted sets and already checked candidates.
+    """The matches of a filter: sorted sets to page through, and checked candidates.
 
-    The sources and the candidates hold disjoint sets of tasks.
+    No task is in two sources, nor in a source and the candidates.
     """
 
     low: str
@@ -324,25 +346,29 @@ class RedisLedger(Ledger):
     def __init__(
         self, client: redis.Redis, namespace: str, change_retention: int = 100_000
     ) -> None:
-        """Use `client` for keys under ``chenu:<namespace>:``.
+        """Store the ledger under ``chenu:<namespace>:`` through `client`.
 
         Args:
-            client: A client for a single Redis server (5.0 or later, 6.2 or
-                later for the change feed). It may decode responses or not:
-                the ledger accepts both bytes and str replies. The ledger
-                owns it from now on, and `close` closes its connection pool.
-            namespace: Separates installations sharing one database; must be
-                non-empty and contain no ``:``.
-            change_retention: The change feed keeps at least this many of the
-                newest changes. Redis trims whole stream nodes, so it may keep
-                up to about 100 more.
+            client: A client of one Redis server, version 6.2 or later (the
+                change feed reads exclusive XRANGE bounds). It may be created
+                with ``decode_responses`` true or false, because the ledger
+                accepts bytes and str replies alike. The ledger takes
+                ownership: `close` closes the client's connection pool.
+            namespace: The name that separates installations sharing one
+                database. It must be non-empty and contain no ``:``.
+            change_retention: The minimum number of newest changes the feed
+                keeps. Redis trims whole stream nodes, so it may keep up to one
+                node more (100 entries under Redis's default
+                stream-node-max-entries).
         """
         if not namespace or ":" in namespace:
             raise ValueError(
                 f"invalid namespace {namespace!r}: use a non-empty name without ':'"
             )
         if change_retention < 1:
-            raise ValueError(f"change_retention must be at least 1, not {change_retention}")
+            raise ValueError(
+                f"change_retention must be at least 1, not {change_retention}"
+            )
         self._client = client
         self._prefix = f"chenu:{namespace}:"
         self._retention = change_retention
@@ -386,7 +412,7 @@ class RedisLedger(Ledger):
         queue = TaskQueue(record.queue)
         status = TaskStatus(record.status)
         if record.created_at is None:
-            raise ValueError(f"task {record.task_id!r} has no created_at")
+            raise ValueError(f"invalid task {record.task_id!r}: created_at is None")
         encoded = encode_fields({name: getattr(record, name) for name in RECORD_FIELDS})
         finals_score = ""
         if status.is_final:
@@ -419,19 +445,25 @@ class RedisLedger(Ledger):
         return decode_record({_text(k): _text(v) for k, v in stored.items()})
 
     def _update_args(self, update: Update, now: str) -> list[Any]:
+        """Build the apply script's arguments, with `now` as ``updated_at``."""
         fields = dict(update.fields)
+        fields.pop("updated_at", None)
         increment = update.increment_attempts
         if increment and "attempts" in fields:
+            # The increment applies to the new value, so the script need not add one.
             fields["attempts"] = fields["attempts"] + 1
             increment = False
+
         created_score = ""
         if "created_at" in fields:
             if fields["created_at"] is None:
-                raise ValueError(f"created_at of task {update.task_id!r} cannot be None")
+                raise ValueError(
+                    f"invalid update of task {update.task_id!r}: created_at is None"
+                )
             created_score = _score(fields["created_at"])
-        fields.pop("updated_at", None)
         encoded = encode_fields(fields)
         trigrams = _trigrams(_error_search_text(fields.get("error")))
+
         expected = "*"
         if update.expected is not None:
             expected = ",".join(sorted(TaskStatus(s).value for s in update.expected))
@@ -458,12 +490,16 @@ class RedisLedger(Ledger):
             return []
         stamp = _score(now)
         # Encode every update first, so an invalid one raises before any is sent.
-        calls = [(self._task_key(u.task_id), self._update_args(u, stamp)) for u in updates]
+        calls = [
+            (self._task_key(u.task_id), self._update_args(u, stamp)) for u in updates
+        ]
         pipe = self._client.pipeline(transaction=False)
         for key, args in calls:
             self._apply_script([key], args, client=pipe)
         results = pipe.execute()
-        return [decode_record(_decode_pairs(flat)) if flat else None for flat in results]
+        return [
+            decode_record(_decode_pairs(flat)) if flat else None for flat in results
+        ]
 
     def delete_finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:
         if limit < 1:
@@ -516,8 +552,9 @@ class RedisLedger(Ledger):
         if task_filter.text:
             self._plan_text(plan, task_filter)
         elif task_filter.task_name is not None:
-            queues = self._name_queues([task_filter.task_name])
-            source = self._name_source(task_filter, task_filter.task_name, queues)
+            name = task_filter.task_name
+            queues = {} if task_filter.queue is None else self._name_queues(name)
+            source = self._name_source(task_filter, name, queues)
             if source is not None:
                 plan.sources.append(source)
         else:
@@ -525,19 +562,12 @@ class RedisLedger(Ledger):
             plan.sources.append(_Source(key))
         return plan
 
-    def _name_queues(self, names: Iterable[str] | None) -> dict[str, set[TaskQueue]]:
-        """Return the queues holding records of each name (of every name if None)."""
-        if names is None:
-            fields = [_text(f) for f in self._client.hkeys(self._key("names"))]
-        else:
-            wanted = [f"{q.value}:{n}" for n in names for q in TaskQueue]
-            found = self._client.hmget(self._key("names"), wanted) if wanted else []
-            fields = [f for f, count in zip(wanted, found) if count is not None]
-        queues: dict[str, set[TaskQueue]] = {}
-        for field in fields:
-            queue, name = field.split(":", 1)
-            queues.setdefault(name, set()).add(TaskQueue(queue))
-        return queues
+    def _name_queues(self, name: str) -> dict[str, set[TaskQueue]]:
+        """Return the queues holding records of `name`."""
+        fields = [f"{queue.value}:{name}" for queue in TaskQueue]
+        found = self._client.hmget(self._key("names"), fields)
+        present = [field for field, count in zip(fields, found) if count is not None]
+        return _parse_name_fields(present)
 
     def _name_source(
         self, task_filter: TaskFilter, name: str, queues: dict[str, set[TaskQueue]]
@@ -555,7 +585,12 @@ class RedisLedger(Ledger):
         return _Source(key, queue)
 
     def _plan_text(self, plan: _Plan, task_filter: TaskFilter) -> None:
-        """Add the sources and candidates of a filter with a text."""
+        """Add the sources and candidates of a filter with a text.
+
+        NOTE: every task whose id starts with the text, or whose error contains
+        all its trigrams, is read once to check it, so a short id prefix or a
+        common word costs one read per such task (in one pipeline).
+        """
         text = task_filter.text or ""
         folded = text.casefold()
         pipe = self._client.pipeline(transaction=False)
@@ -568,7 +603,7 @@ class RedisLedger(Ledger):
             pipe.sinter([self._key("tri", t) for t in trigrams])
         replies = pipe.execute()
 
-        queues = self._name_queues_from_fields(replies[0])
+        queues = _parse_name_fields(replies[0])
         matched = {name for name in queues if folded in name.casefold()}
         if task_filter.task_name is not None:
             matched &= {task_filter.task_name}
@@ -580,14 +615,6 @@ class RedisLedger(Ledger):
         by_id = {_text(m) for m in replies[1]}
         by_error = {_text(m) for m in replies[2]} - by_id if trigrams else set()
         self._add_candidates(plan, task_filter, matched, by_id, by_error, folded)
-
-    @staticmethod
-    def _name_queues_from_fields(fields: Iterable[bytes | str]) -> dict[str, set[TaskQueue]]:
-        queues: dict[str, set[TaskQueue]] = {}
-        for field in fields:
-            queue, name = _text(field).split(":", 1)
-            queues.setdefault(name, set()).add(TaskQueue(queue))
-        return queues
 
     def _add_candidates(
         self,
@@ -601,16 +628,16 @@ class RedisLedger(Ledger):
         """Check text candidates against the other criteria and add those that pass."""
         task_ids = sorted(by_id | by_error)
         pipe = self._client.pipeline(transaction=False)
-        wanted = ("created_at", "status", "queue", "task_name", "error")
+        columns = ("created_at", "status", "queue", "task_name", "error")
         for task_id in task_ids:
-            pipe.hmget(self._task_key(task_id), wanted)
+            pipe.hmget(self._task_key(task_id), columns)
         low, high = float(plan.low), float(plan.high)
         for task_id, raw in zip(task_ids, pipe.execute()):
             if raw[0] is None:
                 continue
             created, status, queue, name, error = (json.loads(_text(v)) for v in raw)
             if name in matched_names:
-                continue  # a name source holds it already, if it matches
+                continue  # a name source contains it already, if it matches
             if task_filter.status is not None and status != task_filter.status.value:
                 continue
             if task_filter.queue is not None and queue != task_filter.queue.value:
@@ -623,11 +650,14 @@ class RedisLedger(Ledger):
                 continue
             plan.candidates.append((created, task_id))
 
-    def _scan(self, source: _Source, plan: _Plan, need: int | None) -> list[tuple[float, str]]:
+    def _scan(
+        self, source: _Source, plan: _Plan, need: int | None
+    ) -> list[tuple[float, str]]:
         """Return up to `need` members of `source` in its queue, newest first."""
         found: list[tuple[float, str]] = []
         start = 0
         chunk = max(_SCAN_CHUNK, need or 0)
+        expected = encode_json(source.queue.value if source.queue else None)
         while need is None or len(found) < need:
             batch = self._client.zrevrangebyscore(
                 source.key, plan.high, plan.low, start=start, num=chunk, withscores=True
@@ -636,7 +666,6 @@ class RedisLedger(Ledger):
             for member, _ in batch:
                 pipe.hget(self._task_key(_text(member)), "queue")
             queues = pipe.execute() if batch else []
-            expected = encode_json(source.queue.value if source.queue else None)
             for (member, score), queue in zip(batch, queues):
                 if queue is not None and _text(queue) == expected:
                     found.append((score, _text(member)))
@@ -678,7 +707,9 @@ class RedisLedger(Ledger):
         records = []
         for stored in pipe.execute():
             if stored:  # deleted since the index was read
-                records.append(decode_record({_text(k): _text(v) for k, v in stored.items()}))
+                records.append(
+                    decode_record({_text(k): _text(v) for k, v in stored.items()})
+                )
         return records
 
     # --- counters and figures --------------------------------------------
@@ -693,10 +724,14 @@ class RedisLedger(Ledger):
         return counts
 
     def oldest_created(self, queue: TaskQueue, status: TaskStatus) -> float | None:
-        oldest = self._client.zrange(self._index_key(status, queue), 0, 0, withscores=True)
+        oldest = self._client.zrange(
+            self._index_key(status, queue), 0, 0, withscores=True
+        )
         return oldest[0][1] if oldest else None
 
-    def recent_stats(self, queue: TaskQueue, now: float, minutes: int = 15) -> RecentStats:
+    def recent_stats(
+        self, queue: TaskQueue, now: float, minutes: int = 15
+    ) -> RecentStats:
         if minutes < 0:
             raise ValueError(f"minutes must be >= 0, not {minutes}")
         current = _minute(now)
@@ -729,19 +764,20 @@ class RedisLedger(Ledger):
 
     def changes(self, since: int, limit: int = 1000) -> ChangeBatch:
         if since < 0 or limit < 1:
-            raise ValueError(f"since must be >= 0 and limit >= 1, not {since} and {limit}")
+            raise ValueError(
+                f"since must be >= 0 and limit >= 1, not {since} and {limit}"
+            )
         pipe = self._client.pipeline(transaction=True)
         pipe.get(self._key("seq"))
         pipe.xrange(self._key("changes"), min=f"(0-{since}", count=limit)
         last_raw, entries = pipe.execute()
         last = int(last_raw or 0)
-        changes = [self._decode_change(entry_id, fields) for entry_id, fields in entries]
+        changes = [
+            self._decode_change(entry_id, fields) for entry_id, fields in entries
+        ]
         # Sequence numbers have no gaps, so a missing since + 1 was trimmed.
-        if since < last and (not changes or changes[0].seq > since + 1):
-            return ChangeBatch([], last, reset=True)
-        if not changes:
-            return ChangeBatch([], last)
-        return ChangeBatch(changes, changes[-1].seq)
+        reset = since < last and (not changes or changes[0].seq > since + 1)
+        return ChangeBatch(changes, changes[-1].seq if changes else last, reset)
 
     @staticmethod
     def _decode_change(entry_id: bytes | str, raw: dict[Any, Any]) -> Change:
@@ -768,7 +804,8 @@ class RedisLedger(Ledger):
             key = self._key("worker", worker.worker_id)
             pipe.delete(key)
             pipe.hset(key, mapping=encode_fields(dataclasses.asdict(worker)))
-            # Redis drops the hash on its own clock; `list_workers` compares with `now`.
+            # Redis drops the hash by its own clock, but `list_workers` compares
+            # the stored expiry with the caller's `now`.
             pipe.pexpire(key, math.ceil(ttl * 1000))
             pipe.zadd(self._key("workers"), {worker.worker_id: worker.last_beat + ttl})
         pipe.execute()
@@ -787,6 +824,7 @@ class RedisLedger(Ledger):
             if not stored:  # expired in Redis before its score passed
                 continue
             values = {_text(k): json.loads(_text(v)) for k, v in stored.items()}
+            values = {k: v for k, v in values.items() if k in _WORKER_FIELDS}
             values["queue"] = TaskQueue(values["queue"])
             workers.append(WorkerInfo(**values))
         return sorted(workers, key=lambda w: w.worker_id)
