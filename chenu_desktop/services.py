@@ -104,6 +104,7 @@ class TaskService:
         args: list[Any] | tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
         priority: int | None = None,
+        queue: TaskQueue | str | None = None,
         countdown: float | None = None,
         eta: dt.datetime | float | None = None,
         expires_in: float | None = None,
@@ -122,6 +123,7 @@ class TaskService:
             args: Positional arguments of the task.
             kwargs: Keyword arguments of the task, for names that clash.
             priority: 0 (first) to 9; defaults to the task's priority.
+            queue: The queue to run on instead of the task's own.
             countdown: Seconds to wait before the task may run (0 or more).
             eta: The earliest time to run, as a datetime or POSIX seconds.
             expires_in: Seconds after the submit (or after the ETA) past which
@@ -135,32 +137,68 @@ class TaskService:
             BackendUnavailableError: The backend did not take the task.
         """
         definition = self._engine.registry.get(task_name)
-        positional, keywords = self._arguments(definition, args, kwargs, task_kwargs)
-        task_priority = definition.priority if priority is None else check_priority(priority)
+        positional, keywords = self.check_arguments(definition, args, kwargs, task_kwargs)
         now = self._engine.clock()
         run_at = self._run_at(countdown, eta, now)
-        expires_at = self._expires_at(expires_in, run_at or now)
+        return self.submit_checked(
+            definition,
+            positional,
+            keywords,
+            priority=priority,
+            queue=queue,
+            run_at=run_at,
+            expires_at=self._expires_at(expires_in, run_at or now),
+            task_id=task_id,
+            retry_of=retry_of,
+        )
+
+    def submit_checked(
+        self,
+        definition: TaskDefinition,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: TaskQueue | str | None = None,
+        run_at: float | None = None,
+        expires_at: float | None = None,
+        task_id: str | None = None,
+        retry_of: str | None = None,
+        approval: tuple[str, float, str | None] | None = None,
+    ) -> str:
+        """Submit arguments that `check_arguments` accepted; see `submit`.
+
+        `approval` (approver, time, reason) runs a governance task without
+        waiting, under an approval given beforehand, as for a schedule.
+        """
+        task_priority = definition.priority if priority is None else check_priority(priority)
+        task_queue = definition.queue if queue is None else check_queue(queue)
+        now = self._engine.clock()
         new_id = self._new_id(task_id)
-        if definition.requires_governance:
+        if definition.requires_governance and approval is None:
             status = TaskStatus.AWAITING_APPROVAL
         elif run_at is not None and run_at > now:
             status = TaskStatus.SCHEDULED
         else:
             status = TaskStatus.PENDING
+        approved_by, approved_at, approval_reason = approval or (None, None, None)
         record = TaskRecord(
             task_id=new_id,
             task_name=definition.name,
-            queue=definition.queue,
+            queue=task_queue,
             priority=task_priority,
             status=status,
-            args=positional,
-            kwargs=keywords,
+            args=list(args),
+            kwargs=dict(kwargs),
             max_retries=definition.max_retries,
             created_at=now,
             eta=run_at,
             expires_at=expires_at,
             retry_of=retry_of,
             requires_governance=definition.requires_governance,
+            approved_by=approved_by,
+            approved_at=approved_at,
+            approval_reason=approval_reason,
             updated_at=now,
         )
         try:
@@ -169,21 +207,26 @@ class TaskService:
             raise
         except Exception as exc:
             raise BackendUnavailableError(
-                f"submitting {task_name!r} failed: the backend "
+                f"submitting {definition.name!r} failed: the backend "
                 f"{self._engine.spec.display} did not answer ({exc}); nothing was stored"
             ) from exc
         if status is not TaskStatus.AWAITING_APPROVAL:
             self._enqueue(record)
-        logger.info("task %s (%s) submitted as %s", new_id, task_name, status.value)
+        logger.info("task %s (%s) submitted as %s", new_id, definition.name, status.value)
         return new_id
 
-    def _arguments(
+    def check_arguments(
         self,
         definition: TaskDefinition,
         args: list[Any] | tuple[Any, ...] | None,
         kwargs: dict[str, Any] | None,
         task_kwargs: dict[str, Any],
     ) -> tuple[list[Any], dict[str, Any]]:
+        """Merge and check arguments against the task's signature and JSON.
+
+        Raises:
+            InvalidArgumentError: Naming the argument and the fix.
+        """
         if args is not None and not isinstance(args, (list, tuple)):
             raise InvalidArgumentError(
                 f"args of {definition.name!r} must be a list, not {type(args).__name__}"
@@ -465,6 +508,7 @@ class TaskService:
             args=record.args,
             kwargs=kwargs,
             priority=record.priority,
+            queue=record.queue,
             retry_of=task_id,
         )
         self._ledger.update(Update(task_id, None, {"retried_as": new_id}), self._engine.clock())
@@ -575,8 +619,8 @@ class TaskService:
         return deleted
 
 
-class AsyncTaskService:
-    """The methods of `TaskService` as coroutines, run in a worker thread."""
+class AsyncService:
+    """The public methods of a service as coroutines, each run in a thread."""
 
     def __init__(self, service: TaskService) -> None:
         self._service = service
@@ -595,4 +639,7 @@ class AsyncTaskService:
         return call
 
 
-__all__ = ["AsyncTaskService", "TaskService", "FINAL_STATUSES", "check_json_value"]
+#: `TaskService` as coroutines.
+AsyncTaskService = AsyncService
+
+__all__ = ["AsyncService", "AsyncTaskService", "TaskService", "FINAL_STATUSES", "check_json_value"]
