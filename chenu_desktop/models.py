@@ -169,8 +169,10 @@ class TaskRecord:
 class TaskFilter:
     """Criteria for `list_tasks`; every field left as None matches all.
 
-    ``text`` matches a task id exactly or by prefix, and a task name or an error
-    message by substring, case-insensitively. ``created_after`` and
+    ``text`` matches a task id by prefix (case-sensitive), and a task name or
+    an error message by case-insensitive substring. Error messages are
+    searched only for texts of three or more characters (a trigram index),
+    and on Redis only in their first 500 characters. ``created_after`` and
     ``created_before`` bound the creation time (POSIX seconds, inclusive).
     """
 

@@ -150,6 +150,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
             event.set()
         engine.close(timeout=10)
         _gates.clear()
+        _runs.clear()
 
 
 # --- submit and run ---------------------------------------------------------

@@ -998,6 +998,15 @@ def test_changes_empty_feed(ledger: Ledger) -> None:
     assert batch.reset is False
 
 
+def test_changes_reset_past_end(ledger: Ledger) -> None:
+    ledger.insert(make_record("past-end"))
+
+    batch = ledger.changes(ledger.last_seq() + 5)
+
+    assert batch.changes == []
+    assert batch.reset is True
+
+
 def test_changes_reset_after_trim(make_ledger: LedgerFactory) -> None:
     ledger = make_ledger(change_retention=20)
     # A backend may trim only now and then, so write well past 1,000 changes.

@@ -254,7 +254,8 @@ class Ledger(abc.ABC):
 
         At most `limit` changes; ``last_seq`` is the number of the last one
         returned (or the current last when none is newer). ``reset`` is true
-        when changes after `since` were already trimmed.
+        when changes after `since` were already trimmed, or when `since` is
+        past the newest change (the feed was wiped or belongs elsewhere).
         """
 
     @abc.abstractmethod

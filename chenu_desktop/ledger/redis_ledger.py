@@ -777,6 +777,8 @@ class RedisLedger(Ledger):
         ]
         # Sequence numbers have no gaps, so a missing since + 1 was trimmed.
         reset = since < last and (not changes or changes[0].seq > since + 1)
+        # A number past the end means the feed was wiped or belongs elsewhere.
+        reset = reset or since > last
         return ChangeBatch(changes, changes[-1].seq if changes else last, reset)
 
     @staticmethod

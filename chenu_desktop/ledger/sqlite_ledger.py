@@ -586,6 +586,9 @@ class SqliteLedger(Ledger):
         reset = oldest is not None and since < oldest - 1
         if oldest is None and since < last:
             reset = True
+        # A number past the end means the feed was wiped or belongs elsewhere.
+        if since > last:
+            reset = True
         return ChangeBatch(changes=changes, last_seq=last, reset=reset)
 
     def last_seq(self) -> int:
