@@ -501,7 +501,9 @@ def tasks_submit(engine: Engine, args: argparse.Namespace) -> None:
         args=positional,
         kwargs=keywords,
         priority=args.priority,
+        queue=args.queue,
         countdown=args.countdown,
+        expires_in=args.expires_in,
     )
     if args.json:
         print_json({"task_id": task_id})
@@ -715,6 +717,16 @@ def _add_tasks_parser(commands: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="wait before the task may run",
+    )
+    submit.add_argument(
+        "--queue", help=f"run on this queue instead of the task's own: {_QUEUE_NAMES}"
+    )
+    submit.add_argument(
+        "--expires-in",
+        type=float,
+        metavar="SECONDS",
+        help="seconds after the submit (or after the countdown) past which the "
+        "task no longer starts and ends as expired",
     )
     _add_tasks_option(submit, "so NAME and its arguments can be checked")
 

@@ -292,7 +292,8 @@ def test_submit_options_json(
     task_id = submit(
         capsys, backend, "cli_echo", "--args-json", '[1, "a"]',
         "--kwargs-json", '{"key": {"nested": true}}', "extra=3",
-        "--priority", "2", "--countdown", "3600",
+        "--priority", "2", "--countdown", "3600", "--queue", "low",
+        "--expires-in", "60",
     )  # fmt: skip
     record = run_json(capsys, "--backend", backend, "tasks", "show", task_id)
     assert record["task_id"] == task_id
@@ -301,6 +302,8 @@ def test_submit_options_json(
     assert record["priority"] == 2
     assert record["status"] == "scheduled"
     assert record["eta"] > record["created_at"] + 3000
+    assert record["queue"] == "low"
+    assert record["expires_at"] == pytest.approx(record["eta"] + 60)
 
 
 def test_submit_prints_bare_id(
@@ -611,6 +614,10 @@ BAD_INPUT = {
     ),
     "unknown id": (["tasks", "show", "0" * 32], "not found"),
     "approve unknown id": (["tasks", "approve", "0" * 32], "not found"),
+    "bad submit queue": (
+        ["tasks", "submit", TASKS_OPTION, "cli_echo", "--queue", "urgent"],
+        "invalid queue 'urgent'",
+    ),
     "bad queue name": (
         ["tasks", "list", "--queue", "urgent"],
         "invalid queue 'urgent'",
