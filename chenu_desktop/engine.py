@@ -150,14 +150,18 @@ class Engine:
 
     # --- lifetime --------------------------------------------------------
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the workers, write what is pending and release the backend."""
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the workers, write what is pending and release the backend.
+
+        Returns False if a worker or the ledger writer did not finish within
+        `timeout` seconds (each); True when everything stopped cleanly.
+        """
         with self._close_lock:
             if self._closed:
-                return
+                return True
             self._closed = True
-        self.pool.stop(timeout)
-        self.writer.stop(timeout)
+        stopped = self.pool.stop(timeout)
+        written = self.writer.stop(timeout)
         for huey in self.hueys.values():
             storage: Any = huey.storage
             try:
@@ -170,6 +174,7 @@ class Engine:
                 logger.exception("closing the storage of queue %s failed", huey.name)
         self.ledger.close()
         logger.info("engine closed")
+        return stopped and written
 
     def __enter__(self) -> Engine:
         return self

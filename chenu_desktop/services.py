@@ -201,19 +201,24 @@ class TaskService:
             approval_reason=approval_reason,
             updated_at=now,
         )
+        self._store_and_enqueue(record)
+        return new_id
+
+    def _store_and_enqueue(self, record: TaskRecord) -> None:
         try:
             self._ledger.insert(record)
         except ValueError:
             raise
         except Exception as exc:
             raise BackendUnavailableError(
-                f"submitting {definition.name!r} failed: the backend "
+                f"submitting {record.task_name!r} failed: the backend "
                 f"{self._engine.spec.display} did not answer ({exc}); nothing was stored"
             ) from exc
-        if status is not TaskStatus.AWAITING_APPROVAL:
+        if record.status is not TaskStatus.AWAITING_APPROVAL:
             self._enqueue(record)
-        logger.info("task %s (%s) submitted as %s", new_id, definition.name, status.value)
-        return new_id
+        logger.info(
+            "task %s (%s) submitted as %s", record.task_id, record.task_name, record.status.value
+        )
 
     def check_arguments(
         self,
@@ -503,17 +508,45 @@ class TaskService:
         kwargs = dict(record.kwargs)
         if record.requires_governance:
             kwargs.pop(APPROVER_PARAMETER, None)
-        new_id = self.submit(
-            record.task_name,
-            args=record.args,
-            kwargs=kwargs,
-            priority=record.priority,
-            queue=record.queue,
-            retry_of=task_id,
-        )
+        if self._engine.registry.find(record.task_name) is not None:
+            new_id = self.submit(
+                record.task_name,
+                args=record.args,
+                kwargs=kwargs,
+                priority=record.priority,
+                queue=record.queue,
+                retry_of=task_id,
+            )
+        else:
+            # The task's module is not imported here (a dashboard or a script);
+            # the stored record has all a worker that knows the task needs.
+            new_id = self._copy_for_retry(record, kwargs)
         self._ledger.update(Update(task_id, None, {"retried_as": new_id}), self._engine.clock())
         logger.info("task %s retried as %s", task_id, new_id)
         return new_id
+
+    def _copy_for_retry(self, record: TaskRecord, kwargs: dict[str, Any]) -> str:
+        now = self._engine.clock()
+        copy = TaskRecord(
+            task_id=uuid.uuid4().hex,
+            task_name=record.task_name,
+            queue=record.queue,
+            priority=record.priority,
+            status=(
+                TaskStatus.AWAITING_APPROVAL
+                if record.requires_governance
+                else TaskStatus.PENDING
+            ),
+            args=list(record.args),
+            kwargs=kwargs,
+            max_retries=record.max_retries,
+            created_at=now,
+            retry_of=record.task_id,
+            requires_governance=record.requires_governance,
+            updated_at=now,
+        )
+        self._store_and_enqueue(copy)
+        return copy.task_id
 
     def approve(self, task_id: str, approver: str, reason: str | None = None) -> TaskRecord:
         """Approve a task awaiting approval and put it on its queue.

@@ -712,3 +712,22 @@ def test_final_statuses_are_final() -> None:
 
 def test_task_cancelled_is_not_value_error() -> None:
     assert not issubclass(TaskCancelled, ValueError)
+
+
+def test_retry_without_task_module(engine: Engine) -> None:
+    """A process that does not import the task (a dashboard) can still retry it."""
+    service = engine.task_service
+    failed_id = service.submit("t_fail", message="again")
+    wait_final(engine, failed_id)
+    definition = engine.registry.find("t_fail")
+    engine.pool.pause(TaskQueue.DEFAULT)
+    engine.registry.remove("t_fail")
+    try:
+        new_id = service.retry(failed_id)
+    finally:
+        engine.registry.add(definition)
+        engine.pool.resume(TaskQueue.DEFAULT)
+    record = wait_final(engine, new_id)
+    assert record.retry_of == failed_id
+    assert record.status is TaskStatus.FAILURE
+    assert record.error == "ValueError: again"
