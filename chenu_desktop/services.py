@@ -8,8 +8,11 @@ import functools
 import inspect
 import logging
 import math
+import sqlite3
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import redis
 
 from .errors import (
     BackendUnavailableError,
@@ -81,6 +84,35 @@ def _timestamp(value: dt.datetime | float | int | None, name: str) -> float | No
     )
 
 
+#: Errors that mean the backend did not answer, not that the input was bad.
+BACKEND_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    sqlite3.OperationalError,
+)
+
+
+def wrap_backend_errors(cls: type) -> type:
+    """Make each public method raise BackendUnavailableError for backend failures."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(method):
+            continue
+
+        def wrapped(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            try:
+                return __method(self, *args, **kwargs)
+            except BACKEND_ERRORS as exc:
+                raise BackendUnavailableError(
+                    f"{__method.__name__} failed: the backend {self.backend_display} "
+                    f"did not answer ({exc}); try again once it is reachable"
+                ) from exc
+
+        functools.update_wrapper(wrapped, method)
+        setattr(cls, name, wrapped)
+    return cls
+
+
+@wrap_backend_errors
 class TaskService:
     """Synchronous task API of an engine. Safe to call from any thread but a GUI's.
 
@@ -89,6 +121,7 @@ class TaskService:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.backend_display = engine.spec.display
 
     @property
     def _ledger(self):  # type: ignore[no-untyped-def]

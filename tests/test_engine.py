@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from chenu_desktop import (
+    BackendUnavailableError,
     InvalidArgumentError,
     InvalidStateError,
     TaskCancelled,
@@ -731,3 +732,24 @@ def test_retry_without_task_module(engine: Engine) -> None:
     assert record.retry_of == failed_id
     assert record.status is TaskStatus.FAILURE
     assert record.error == "ValueError: again"
+
+
+def test_unreachable_redis_gives_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    engine = open_test_engine(url)
+    try:
+        with pytest.raises(BackendUnavailableError) as caught:
+            engine.task_service.get_status("any")
+        message = str(caught.value)
+        assert "get_status failed" in message
+        assert f"127.0.0.1:{port}" in message
+        assert "hunter2" not in message
+        with pytest.raises(BackendUnavailableError, match="nothing was stored"):
+            engine.task_service.submit("t_echo", value=1)
+    finally:
+        engine.close(timeout=1)
