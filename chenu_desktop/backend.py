@@ -19,6 +19,7 @@ from huey.storage import SqliteStorage
 
 from .errors import InvalidBackendError
 from .ledger.base import Ledger
+from .scheduling.store import ScheduleStore
 from .models import TaskQueue
 
 #: How long a Redis worker blocks on an empty queue before it checks its stop flag.
@@ -192,3 +193,14 @@ def create_ledger(spec: BackendSpec, namespace: str, change_retention: int) -> L
 
     client = redis.Redis.from_url(spec.url)
     return RedisLedger(client, namespace, change_retention=change_retention)
+
+
+def create_schedule_store(spec: BackendSpec, namespace: str) -> ScheduleStore:
+    if spec.kind == "sqlite":
+        from .scheduling.sqlite_store import SqliteScheduleStore
+
+        assert spec.path is not None
+        return SqliteScheduleStore(spec.path)
+    from .scheduling.redis_store import RedisScheduleStore
+
+    return RedisScheduleStore(redis.Redis.from_url(spec.url), namespace)

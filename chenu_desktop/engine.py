@@ -11,7 +11,13 @@ from typing import Any, Callable
 
 from huey.api import Huey, TaskWrapper
 
-from .backend import BackendSpec, create_huey, create_ledger, parse_backend
+from .backend import (
+    BackendSpec,
+    create_huey,
+    create_ledger,
+    create_schedule_store,
+    parse_backend,
+)
 from .config import Config, load_config, user_data_dir
 from .context import TaskContext
 from .ledger.base import Ledger, Update
@@ -42,6 +48,8 @@ class Engine:
         pool: The worker threads of this process (started by `start_workers`).
         task_service: The synchronous task API.
         async_task_service: The same API as coroutines.
+        scheduler_service: Cron schedules (add, edit, run now, history).
+        async_scheduler_service: The same API as coroutines.
     """
 
     def __init__(
@@ -51,7 +59,8 @@ class Engine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         from . import builtin_tasks  # noqa: F401  (registers the built-in tasks)
-        from .services import AsyncTaskService, TaskService
+        from .scheduling.service import SchedulerService
+        from .services import AsyncService, TaskService
 
         self.config = config
         self.spec: BackendSpec = parse_backend(config.backend_url)
@@ -75,19 +84,31 @@ class Engine:
         self.local_contexts: dict[str, TaskContext] = {}
         self.pool = WorkerPool(self, dict(config.workers))
         self.task_service = TaskService(self)
-        self.async_task_service = AsyncTaskService(self.task_service)
+        self.async_task_service = AsyncService(self.task_service)
+        self.schedule_store = create_schedule_store(self.spec, config.namespace)
+        self.scheduler_service = SchedulerService(self, self.schedule_store)
+        self.async_scheduler_service = AsyncService(self.scheduler_service)
         self._closed = False
         self._close_lock = threading.Lock()
         logger.info("engine opened on %s", self.spec.display)
 
     # --- workers ---------------------------------------------------------
 
-    def start_workers(self, queues: set[TaskQueue] | None = None) -> None:
-        """Start the worker pool of this process (all queues when None)."""
+    def start_workers(
+        self, queues: set[TaskQueue] | None = None, scheduler: bool = True
+    ) -> None:
+        """Start the worker pool of this process (all queues when None).
+
+        With `scheduler`, this process also competes for the scheduler lease
+        and fires cron schedules while it holds it.
+        """
         self.pool.start(queues)
+        if scheduler:
+            self.scheduler_service.start()
 
     def stop_workers(self, timeout: float = 10.0) -> bool:
         """Stop the workers, waiting up to `timeout` s; False if some still ran."""
+        self.scheduler_service.stop(timeout)
         stopped = self.pool.stop(timeout)
         self.writer.flush(timeout)
         return stopped
@@ -160,6 +181,7 @@ class Engine:
             if self._closed:
                 return True
             self._closed = True
+        self.scheduler_service.stop(timeout)
         stopped = self.pool.stop(timeout)
         written = self.writer.stop(timeout)
         for huey in self.hueys.values():
@@ -173,6 +195,7 @@ class Engine:
             except Exception:
                 logger.exception("closing the storage of queue %s failed", huey.name)
         self.ledger.close()
+        self.schedule_store.close()
         logger.info("engine closed")
         return stopped and written
 
