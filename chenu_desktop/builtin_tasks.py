@@ -25,7 +25,9 @@ EXPORT_FIELDS = (
 )  # fmt: skip
 
 
-def _records(task_service: Any, limit: int, **filters: Any) -> tuple[list[TaskRecord], bool]:
+def _records(
+    task_service: Any, limit: int, **filters: Any
+) -> tuple[list[TaskRecord], bool]:
     records: list[TaskRecord] = []
     while len(records) < limit:
         page = task_service.list_tasks(
@@ -121,10 +123,14 @@ def export_tasks(
     path = folder / f"tasks-{stamp}-{current_task().task_id[:8]}.{format}"
     rows = [record.to_dict() for record in records]
     if format == "json":
-        path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+        path.write_text(
+            json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
     else:
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(
+                handle, fieldnames=EXPORT_FIELDS, extrasaction="ignore"
+            )
             writer.writeheader()
             for row in rows:
                 for key in ("args", "kwargs", "result"):

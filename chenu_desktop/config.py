@@ -128,7 +128,9 @@ def _positive_number(key: str, value: Any, source: str) -> float:
     return float(value)
 
 
-def config_from_mapping(data: Mapping[str, Any], source: str = "the configuration") -> Config:
+def config_from_mapping(
+    data: Mapping[str, Any], source: str = "the configuration"
+) -> Config:
     """Build a Config from parsed TOML, rejecting unknown keys and bad values."""
     config = Config()
     known = {

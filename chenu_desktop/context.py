@@ -75,7 +75,9 @@ class TaskContext:
         if loop is not None and task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
 
-    def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    def attach_async(
+        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]
+    ) -> None:
         with self._lock:
             self._loop, self._async_task = loop, task
             cancelled = self._cancel_event.is_set()

@@ -149,9 +149,9 @@ class Engine:
         message = wrapper.task_class(
             (task_id,), {}, id=task_id, eta=naive_eta, priority=MAX_PRIORITY - priority
         )
-        if naive_eta is not None and naive_eta > dt.datetime.now(dt.timezone.utc).replace(
-            tzinfo=None
-        ):
+        if naive_eta is not None and naive_eta > dt.datetime.now(
+            dt.timezone.utc
+        ).replace(tzinfo=None):
             huey.add_schedule(message)
         else:
             huey.enqueue(message)

@@ -35,7 +35,7 @@ MAX_PRIORITY = 9
 
 
 class TaskStatus(str, enum.Enum):
-    """Where a task is in its life; the last six are final."""
+    """The stage of a task's life. The last six statuses are final."""
 
     PENDING = "pending"
     SCHEDULED = "scheduled"
@@ -200,7 +200,7 @@ class Change:
 class ChangeBatch:
     """The changes after a sequence number.
 
-    ``reset`` is true when the feed no longer holds every change after the
+    ``reset`` is true when the feed no longer contains every change after the
     requested number, so a follower must reload what it shows.
     """
 

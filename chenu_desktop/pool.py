@@ -65,7 +65,10 @@ class WorkerThread(threading.Thread):
 
     def __init__(self, runtime: QueueRuntime, index: int) -> None:
         self.runtime = runtime
-        self.worker_id = f"{runtime.pool.host}-{runtime.pool.pid}-{runtime.queue.value}-{runtime.pool.run_id}-{index}"
+        pool = runtime.pool
+        self.worker_id = (
+            f"{pool.host}-{pool.pid}-{runtime.queue.value}-{pool.run_id}-{index}"
+        )
         super().__init__(name=f"chenu-{runtime.queue.value}-{index}", daemon=True)
         self.stop_event = threading.Event()
         self.current_task: str | None = None
@@ -78,6 +81,12 @@ class WorkerThread(threading.Thread):
             current = self.current_task
             since = self.since
         pool = self.runtime.pool
+        if current:
+            state = "busy"
+        elif self.runtime.paused:
+            state = "paused"
+        else:
+            state = "idle"
         return WorkerInfo(
             worker_id=self.worker_id,
             host=pool.host,
@@ -86,7 +95,7 @@ class WorkerThread(threading.Thread):
             current_task=current,
             since=since,
             last_beat=now,
-            state="busy" if current else ("paused" if self.runtime.paused else "idle"),
+            state=state,
         )
 
     def begin_task(self, task_id: str, context: TaskContext) -> None:
@@ -117,7 +126,11 @@ class WorkerThread(threading.Thread):
             try:
                 task = huey.dequeue()
             except Exception:
-                logger.exception("worker %s could not read queue %s", self.worker_id, runtime.queue.value)
+                logger.exception(
+                    "worker %s could not read queue %s",
+                    self.worker_id,
+                    runtime.queue.value,
+                )
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
@@ -133,17 +146,25 @@ class WorkerThread(threading.Thread):
                 # A blocking pop that began before the pause: hand the message back.
                 huey.enqueue(task)
                 continue
-            if task.eta is not None and task.eta > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
+            if task.eta is not None and task.eta > dt.datetime.now(
+                dt.timezone.utc
+            ).replace(tzinfo=None):
                 huey.add_schedule(task)
                 continue
             task_id = task.args[0] if task.args else None
             if not isinstance(task_id, str):
-                logger.error("worker %s dropped a message without a task id: %r", self.worker_id, task)
+                logger.error(
+                    "worker %s dropped a message without a task id: %r",
+                    self.worker_id,
+                    task,
+                )
                 continue
             try:
                 runtime.pool.engine.runner.run(task_id, self)
             except Exception:
-                logger.exception("worker %s failed to run task %s", self.worker_id, task_id)
+                logger.exception(
+                    "worker %s failed to run task %s", self.worker_id, task_id
+                )
         logger.debug("worker %s stopped", self.worker_id)
 
 
@@ -164,7 +185,9 @@ class SchedulerThread(threading.Thread):
                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
                 )
             except Exception:
-                logger.exception("reading the schedule of queue %s failed", runtime.queue.value)
+                logger.exception(
+                    "reading the schedule of queue %s failed", runtime.queue.value
+                )
                 continue
             for task in due:
                 try:
@@ -188,7 +211,9 @@ class SchedulerThread(threading.Thread):
 class QueueRuntime:
     """The Huey instance of one queue, its workers and its scheduler."""
 
-    def __init__(self, pool: WorkerPool, queue: TaskQueue, huey: Huey, size: int) -> None:
+    def __init__(
+        self, pool: WorkerPool, queue: TaskQueue, huey: Huey, size: int
+    ) -> None:
         self.pool = pool
         self.queue = queue
         self.huey = huey

@@ -55,7 +55,10 @@ class TaskDefinition:
         """Return the JSON-ready summary `registered_tasks()` lists."""
         parameters = []
         for parameter in self.signature.parameters.values():
-            entry: dict[str, Any] = {"name": parameter.name, "kind": parameter.kind.name}
+            entry: dict[str, Any] = {
+                "name": parameter.name,
+                "kind": parameter.kind.name,
+            }
             if parameter.default is not inspect.Parameter.empty:
                 entry["default"] = parameter.default
             if parameter.annotation is not inspect.Parameter.empty:
@@ -188,7 +191,11 @@ def background_task(
     """
     task_queue = check_queue(queue)
     task_priority = check_priority(priority)
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+    if (
+        isinstance(max_retries, bool)
+        or not isinstance(max_retries, int)
+        or max_retries < 0
+    ):
         raise InvalidArgumentError(
             f"invalid max_retries {max_retries!r}: use an int of 0 or more"
         )

@@ -91,7 +91,9 @@ class TaskRunner:
         ledger = self._engine.ledger
         record = ledger.get(task_id)
         if record is None:
-            logger.warning("queue message for task %s has no ledger record; skipped", task_id)
+            logger.warning(
+                "queue message for task %s has no ledger record; skipped", task_id
+            )
             return
         if record.status in STARTABLE_STATUSES and record.cancel_requested:
             ledger.update(
@@ -105,7 +107,9 @@ class TaskRunner:
             )
             logger.info("task %s cancelled before it started", task_id)
             return
-        logger.debug("task %s is %s; its queue message is skipped", task_id, record.status)
+        logger.debug(
+            "task %s is %s; its queue message is skipped", task_id, record.status
+        )
 
     def _execute(
         self, record: TaskRecord, definition: TaskDefinition, context: TaskContext
@@ -114,7 +118,10 @@ class TaskRunner:
         if definition.requires_governance and definition.takes_approver:
             kwargs[APPROVER_PARAMETER] = record.approved_by
         logger.info(
-            "task %s (%s) started, attempt %d", record.task_id, record.task_name, record.attempts
+            "task %s (%s) started, attempt %d",
+            record.task_id,
+            record.task_name,
+            record.attempts,
         )
         try:
             if definition.is_async:
@@ -142,7 +149,9 @@ class TaskRunner:
                     "return str, int, float, bool, None, list or dict"
                 ),
             )
-            logger.error("task %s returned a result that cannot be stored", record.task_id)
+            logger.error(
+                "task %s returned a result that cannot be stored", record.task_id
+            )
             return
         if context.cancel_requested:
             # It finished before it saw the request: the outcome is the truth.
@@ -181,7 +190,10 @@ class TaskRunner:
             self._schedule_retry(record, definition, error, trace)
             return
         logger.warning(
-            "task %s failed after %d attempts: %s", record.task_id, record.attempts, error
+            "task %s failed after %d attempts: %s",
+            record.task_id,
+            record.attempts,
+            error,
         )
         self._finish(record, TaskStatus.FAILURE, error=error, trace=trace)
 
@@ -209,7 +221,9 @@ class TaskRunner:
             now,
         )
         if updated is None:
-            logger.warning("task %s changed while it ran; no retry scheduled", record.task_id)
+            logger.warning(
+                "task %s changed while it ran; no retry scheduled", record.task_id
+            )
             return
         logger.info(
             "task %s failed (%s); retry %d of %d in %.1f s",

@@ -98,7 +98,9 @@ def wrap_backend_errors(cls: type) -> type:
         if name.startswith("_") or not inspect.isfunction(method):
             continue
 
-        def wrapped(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
+        def wrapped(
+            self: Any, *args: Any, __method: Any = method, **kwargs: Any
+        ) -> Any:
             try:
                 return __method(self, *args, **kwargs)
             except BACKEND_ERRORS as exc:
@@ -170,7 +172,9 @@ class TaskService:
             BackendUnavailableError: The backend did not take the task.
         """
         definition = self._engine.registry.get(task_name)
-        positional, keywords = self.check_arguments(definition, args, kwargs, task_kwargs)
+        positional, keywords = self.check_arguments(
+            definition, args, kwargs, task_kwargs
+        )
         now = self._engine.clock()
         run_at = self._run_at(countdown, eta, now)
         return self.submit_checked(
@@ -204,7 +208,9 @@ class TaskService:
         `approval` (approver, time, reason) runs a governance task without
         waiting, under an approval given beforehand, as for a schedule.
         """
-        task_priority = definition.priority if priority is None else check_priority(priority)
+        task_priority = (
+            definition.priority if priority is None else check_priority(priority)
+        )
         task_queue = definition.queue if queue is None else check_queue(queue)
         now = self._engine.clock()
         new_id = self._new_id(task_id)
@@ -250,7 +256,10 @@ class TaskService:
         if record.status is not TaskStatus.AWAITING_APPROVAL:
             self._enqueue(record)
         logger.info(
-            "task %s (%s) submitted as %s", record.task_id, record.task_name, record.status.value
+            "task %s (%s) submitted as %s",
+            record.task_id,
+            record.task_name,
+            record.status.value,
         )
 
     def check_arguments(
@@ -359,7 +368,9 @@ class TaskService:
         if record.eta is not None and record.eta > self._engine.clock():
             eta = dt.datetime.fromtimestamp(record.eta, dt.timezone.utc)
         try:
-            self._engine.enqueue_message(record.queue, record.task_id, record.priority, eta)
+            self._engine.enqueue_message(
+                record.queue, record.task_id, record.priority, eta
+            )
         except Exception as exc:
             now = self._engine.clock()
             error = f"enqueue failed: {exc}"
@@ -373,7 +384,9 @@ class TaskService:
                     now,
                 )
             except Exception:
-                logger.exception("recording the failed enqueue of %s failed", record.task_id)
+                logger.exception(
+                    "recording the failed enqueue of %s failed", record.task_id
+                )
             raise BackendUnavailableError(
                 f"task {record.task_id} ({record.task_name}) could not be put on queue "
                 f"{record.queue.value}: {exc}; it is recorded as failed, retry it later"
@@ -407,7 +420,11 @@ class TaskService:
         task_filter = self.make_filter(
             status, queue, task_name, text, created_after, created_before
         )
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_PAGE
+        ):
             raise InvalidArgumentError(
                 f"invalid limit {limit!r}: pass a page size from 1 to {MAX_PAGE}"
             )
@@ -426,7 +443,9 @@ class TaskService:
     ) -> int:
         """Return how many records match; same filters as `list_tasks`."""
         return self._ledger.count_tasks(
-            self.make_filter(status, queue, task_name, text, created_after, created_before)
+            self.make_filter(
+                status, queue, task_name, text, created_after, created_before
+            )
         )
 
     @staticmethod
@@ -486,7 +505,11 @@ class TaskService:
                     Update(
                         task_id,
                         TaskStatus.CANCELLED,
-                        {"finished_at": now, "cancel_requested": True, "next_attempt_at": None},
+                        {
+                            "finished_at": now,
+                            "cancel_requested": True,
+                            "next_attempt_at": None,
+                        },
                         expected=frozenset({record.status}),
                     ),
                     now,
@@ -511,8 +534,11 @@ class TaskService:
                     "there is nothing to cancel"
                 )
             if updated is not None:
-                logger.info("task %s: cancel %s", task_id,
-                            "requested" if updated.status is TaskStatus.RUNNING else "done")
+                logger.info(
+                    "task %s: cancel %s",
+                    task_id,
+                    "requested" if updated.status is TaskStatus.RUNNING else "done",
+                )
                 return updated
         raise InvalidStateError(
             f"task {task_id} kept changing while it was being cancelled: try again"
@@ -554,7 +580,9 @@ class TaskService:
             # The task's module is not imported here (a dashboard or a script);
             # the stored record has all a worker that knows the task needs.
             new_id = self._copy_for_retry(record, kwargs)
-        self._ledger.update(Update(task_id, None, {"retried_as": new_id}), self._engine.clock())
+        self._ledger.update(
+            Update(task_id, None, {"retried_as": new_id}), self._engine.clock()
+        )
         logger.info("task %s retried as %s", task_id, new_id)
         return new_id
 
@@ -581,7 +609,9 @@ class TaskService:
         self._store_and_enqueue(copy)
         return copy.task_id
 
-    def approve(self, task_id: str, approver: str, reason: str | None = None) -> TaskRecord:
+    def approve(
+        self, task_id: str, approver: str, reason: str | None = None
+    ) -> TaskRecord:
         """Approve a task awaiting approval and put it on its queue.
 
         Raises:
@@ -599,7 +629,11 @@ class TaskService:
             Update(
                 task_id,
                 status,
-                {"approved_by": approver, "approved_at": now, "approval_reason": reason},
+                {
+                    "approved_by": approver,
+                    "approved_at": now,
+                    "approval_reason": reason,
+                },
                 expected=frozenset({TaskStatus.AWAITING_APPROVAL}),
             ),
             now,
@@ -680,8 +714,11 @@ class TaskService:
             deleted += len(ids)
             if len(ids) < _CLEANUP_BATCH:
                 break
-        logger.info("cleanup removed %d records finished over %s days ago", deleted,
-                    older_than_days)
+        logger.info(
+            "cleanup removed %d records finished over %s days ago",
+            deleted,
+            older_than_days,
+        )
         return deleted
 
 
@@ -708,4 +745,10 @@ class AsyncService:
 #: `TaskService` as coroutines.
 AsyncTaskService = AsyncService
 
-__all__ = ["AsyncService", "AsyncTaskService", "TaskService", "FINAL_STATUSES", "check_json_value"]
+__all__ = [
+    "AsyncService",
+    "AsyncTaskService",
+    "TaskService",
+    "FINAL_STATUSES",
+    "check_json_value",
+]

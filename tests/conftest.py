@@ -110,9 +110,7 @@ def sqlite_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_user_dirs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep config, data and logs of the code under test inside the test's folder."""
     for variable, folder in (
         ("XDG_DATA_HOME", "data"),

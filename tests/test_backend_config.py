@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from chenu_desktop import ConfigurationError, InvalidBackendError, TaskQueue, open_engine
+from chenu_desktop import (
+    ConfigurationError,
+    InvalidBackendError,
+    TaskQueue,
+    open_engine,
+)
 from chenu_desktop.backend import mask_url, parse_backend
 from chenu_desktop.config import load_config, user_data_dir
 
@@ -43,7 +48,9 @@ def test_bad_backend_rejected(url: str, message: str) -> None:
 
 
 def test_password_masked() -> None:
-    assert mask_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert (
+        mask_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    )
     assert mask_url("redis://ops:s3cret@127.0.0.1/0") == "redis://ops:***@127.0.0.1/0"
     assert mask_url("redis://127.0.0.1/0") == "redis://127.0.0.1/0"
 
@@ -68,7 +75,9 @@ def test_config_file_read(tmp_path: Path) -> None:
     assert config.workers[TaskQueue.LOW] == 1
 
 
-def test_env_backend_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_backend_overrides_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "chenu.toml"
     path.write_text('backend = "sqlite:///srv/file.db"\n', encoding="utf-8")
     monkeypatch.setenv("CHENU_BACKEND", "redis://127.0.0.1:6390/0")
@@ -85,7 +94,10 @@ def test_env_backend_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("colour = 'red'\n", "unknown key 'colour'"),
         ("backend = [\n", "invalid TOML"),
         ("namespace = 'a-b'\n", "invalid namespace 'a-b'"),
-        ("heartbeat_interval = 5\nheartbeat_timeout = 2\n", "invalid heartbeat_timeout"),
+        (
+            "heartbeat_interval = 5\nheartbeat_timeout = 2\n",
+            "invalid heartbeat_timeout",
+        ),
     ],
 )
 def test_bad_config_rejected(tmp_path: Path, text: str, message: str) -> None:

@@ -27,7 +27,9 @@ def always_fails() -> None:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    redis_url = (
+        request.getfixturevalue("redis_url") if request.param == "redis" else None
+    )
     engine = open_test_engine(backend_url(request.param, tmp_path, redis_url))
     engine.start_workers()
     try:

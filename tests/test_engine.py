@@ -99,7 +99,9 @@ def ordered_task(key: str, number: int) -> int:
     return number
 
 
-@background_task(name="t_flaky", queue=TaskQueue.DEFAULT, max_retries=2, retry_delay=0.3)
+@background_task(
+    name="t_flaky", queue=TaskQueue.DEFAULT, max_retries=2, retry_delay=0.3
+)
 def flaky(key: str, succeed_on: int) -> int:
     attempt = current_task().attempt
     if attempt < succeed_on:
@@ -141,7 +143,9 @@ def governed(action_id: str, approved_by: str) -> dict:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    redis_url = (
+        request.getfixturevalue("redis_url") if request.param == "redis" else None
+    )
     engine = open_test_engine(backend_url(request.param, tmp_path, redis_url))
     engine.start_workers()
     try:
@@ -445,7 +449,9 @@ def test_priority_orders_queue(engine: Engine) -> None:
     engine.pool.pause(TaskQueue.LOW)
     service = engine.task_service
     plan = [(9, 1), (0, 2), (6, 3), (3, 4), (0, 5)]
-    ids = [service.submit("t_ordered", key="prio", number=n, priority=p) for p, n in plan]
+    ids = [
+        service.submit("t_ordered", key="prio", number=n, priority=p) for p, n in plan
+    ]
     engine.pool.resume(TaskQueue.LOW)
     for task_id in ids:
         wait_final(engine, task_id)
@@ -528,8 +534,10 @@ def test_counters_match_records_after_burst(engine: Engine) -> None:
     ids = [service.submit("t_echo", value=i) for i in range(1000)]
     ids += [service.submit("t_fail", message=str(i)) for i in range(1000)]
     wait_until(
-        lambda: service.count_tasks(status=TaskStatus.SUCCESS) >= 1000
-        and service.count_tasks(status=TaskStatus.FAILURE) >= 1000,
+        lambda: (
+            service.count_tasks(status=TaskStatus.SUCCESS) >= 1000
+            and service.count_tasks(status=TaskStatus.FAILURE) >= 1000
+        ),
         timeout=60,
         message="2,000 tasks to finish",
     )
@@ -563,13 +571,17 @@ def test_filters_and_pagination(engine: Engine) -> None:
     wait_final(engine, failed)
     for task_id in ids:
         wait_final(engine, task_id)
-    pages = [service.list_tasks(task_name="t_echo", limit=10, offset=o) for o in (0, 10, 20)]
+    pages = [
+        service.list_tasks(task_name="t_echo", limit=10, offset=o) for o in (0, 10, 20)
+    ]
     seen = [r.task_id for page in pages for r in page]
     assert len(seen) == 25
     assert set(seen) == set(ids)
     created = [r.created_at for page in pages for r in page]
     assert created == sorted(created, reverse=True)
-    assert [r.task_id for r in service.list_tasks(status=TaskStatus.FAILURE)] == [failed]
+    assert [r.task_id for r in service.list_tasks(status=TaskStatus.FAILURE)] == [
+        failed
+    ]
     assert [r.task_id for r in service.list_tasks(text="ünavail")] == [failed]
     assert [r.task_id for r in service.list_tasks(text=failed[:8])] == [failed]
     assert len(service.list_tasks(text="echo", limit=100)) == 25
@@ -607,7 +619,10 @@ def test_registered_tasks_describe(engine: Engine) -> None:
     assert governed_task["queue"] == "governance"
     assert governed_task["priority"] == 0
     assert governed_task["requires_governance"] is True
-    assert governed_task["signature"] == "t_governed(action_id: str, approved_by: str) -> dict"
+    assert (
+        governed_task["signature"]
+        == "t_governed(action_id: str, approved_by: str) -> dict"
+    )
     assert tasks["t_flaky"]["max_retries"] == 2
     assert tasks["t_async_echo"]["is_async"] is True
     assert {"cleanup_old_data", "aggregate_analytics", "export_tasks"} <= set(tasks)
@@ -651,13 +666,15 @@ def test_workers_of_two_engines_listed(engine: Engine) -> None:
     try:
         other.start_workers({TaskQueue.LOW})
         both = wait_until(
-            lambda: {
-                run_id
-                for w in engine.workers()
-                for run_id in (engine.pool.run_id, other.pool.run_id)
-                if run_id in w.worker_id
-            }
-            == {engine.pool.run_id, other.pool.run_id},
+            lambda: (
+                {
+                    run_id
+                    for w in engine.workers()
+                    for run_id in (engine.pool.run_id, other.pool.run_id)
+                    if run_id in w.worker_id
+                }
+                == {engine.pool.run_id, other.pool.run_id}
+            ),
             message="heartbeats of both pools",
         )
         assert both

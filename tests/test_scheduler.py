@@ -31,7 +31,9 @@ def report(period: str = "hourly", target: str = "ops") -> str:
     return f"{period}:{target}"
 
 
-@background_task(name="s_governed", queue=TaskQueue.GOVERNANCE, requires_governance=True)
+@background_task(
+    name="s_governed", queue=TaskQueue.GOVERNANCE, requires_governance=True
+)
 def governed_job(approved_by: str) -> str:
     return approved_by
 
@@ -56,7 +58,9 @@ def at(text: str, zone: str = "UTC") -> dt.datetime:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    redis_url = (
+        request.getfixturevalue("redis_url") if request.param == "redis" else None
+    )
     return backend_url(request.param, tmp_path, redis_url)
 
 
@@ -123,7 +127,9 @@ def test_task_kwargs_for_clashing_names(engine: Engine) -> None:
         ("* * * *", "expression"),
     ],
 )
-def test_invalid_expression_not_stored(engine: Engine, expression: str, field: str) -> None:
+def test_invalid_expression_not_stored(
+    engine: Engine, expression: str, field: str
+) -> None:
     sched = engine.scheduler_service
     before = [s.name for s in sched.list_schedules()]
     with pytest.raises(InvalidScheduleError) as caught:
@@ -145,7 +151,9 @@ def test_bad_arguments_rejected(engine: Engine) -> None:
     with pytest.raises(InvalidArgumentError, match="signature"):
         sched.add_schedule(name="a", task_name="s_report", schedule="@hourly", nope=1)
     with pytest.raises(InvalidArgumentError, match="misfire"):
-        sched.add_schedule(name="a", task_name="s_report", schedule="@hourly", misfire="later")
+        sched.add_schedule(
+            name="a", task_name="s_report", schedule="@hourly", misfire="later"
+        )
     sched.add_schedule(name="a", task_name="s_report", schedule="@hourly")
     with pytest.raises(InvalidArgumentError, match="exists already"):
         sched.add_schedule(name="a", task_name="s_report", schedule="@daily")
@@ -311,7 +319,9 @@ def test_disable_and_enable(engine: Engine, clock: Clock) -> None:
 
 def test_run_now_and_history(engine: Engine) -> None:
     sched = engine.scheduler_service
-    sched.add_schedule(name="now", task_name="s_report", schedule="@yearly", period="daily")
+    sched.add_schedule(
+        name="now", task_name="s_report", schedule="@yearly", period="daily"
+    )
     task_id = sched.run_now("now")
     record = engine.task_service.get_status(task_id)
     assert record.kwargs == {"period": "daily"}
@@ -360,7 +370,9 @@ def test_spring_forward_fires_at_three(url: str) -> None:
             name="night", task_name="s_report", schedule="30 2 * * *",
             timezone="America/New_York",
         )  # fmt: skip
-        assert sched.get_schedule("night").next_run == at("2024-03-10T03:00", "America/New_York")
+        assert sched.get_schedule("night").next_run == at(
+            "2024-03-10T03:00", "America/New_York"
+        )
         clock.set(at("2024-03-10T03:00:00.300", "America/New_York"))
         assert len(sched.tick()) == 1
     finally:
@@ -398,7 +410,10 @@ def test_real_clock_fires_through_workers(url: str) -> None:
     try:
         engine.start_workers()
         engine.scheduler_service.add_schedule(
-            name="every_minute", task_name="s_report", schedule="* * * * *", period="live"
+            name="every_minute",
+            task_name="s_report",
+            schedule="* * * * *",
+            period="live",
         )
         task_id = wait_until(
             lambda: engine.scheduler_service.get_schedule("every_minute").last_task_id,

@@ -28,7 +28,7 @@ from ..models import (
 )
 
 #: Upper bounds in seconds of the duration histogram kept per queue and minute.
-#: The last bucket (index len(DURATION_BUCKETS)) holds everything longer.
+#: The last bucket (index len(DURATION_BUCKETS)) counts everything longer.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
     1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
@@ -50,7 +50,9 @@ def duration_bucket(seconds: float) -> int:
     return bisect.bisect_left(DURATION_BUCKETS, seconds)
 
 
-def percentile_from_histogram(histogram: Sequence[int], fraction: float) -> float | None:
+def percentile_from_histogram(
+    histogram: Sequence[int], fraction: float
+) -> float | None:
     """Estimate a percentile as the upper bound of the bucket that reaches it.
 
     An estimate: the true value lies in that bucket, at most the returned bound.
@@ -160,12 +162,13 @@ class Ledger(abc.ABC):
     def apply(self, updates: Sequence[Update], now: float) -> list[TaskRecord | None]:
         """Apply updates in order, each atomically, and return the results.
 
-        For each update: if the record exists and its status is in
-        ``expected`` (or ``expected`` is None), and ``require_no_cancel`` is
-        not violated, set the fields and status, set ``updated_at`` to `now`,
-        move the status counters, add a change to the feed, and return the
-        updated record in that position. Otherwise return None there and
-        leave the record untouched.
+        An update applies when the record exists, its status is in
+        ``expected`` (or ``expected`` is None) and ``require_no_cancel`` is
+        not violated. Applying it sets the fields, the status and
+        ``updated_at`` (to `now`), moves the status counters and adds a
+        change to the feed; the updated record is returned in its position.
+        An update that does not apply leaves the record untouched and
+        returns None there.
 
         A move from RUNNING to SUCCESS or FAILURE also adds the task to the
         per-minute figures of its queue, in the minute of ``finished_at``,
@@ -238,7 +241,9 @@ class Ledger(abc.ABC):
         """Return the earliest ``created_at`` among the queue's records in `status`."""
 
     @abc.abstractmethod
-    def recent_stats(self, queue: TaskQueue, now: float, minutes: int = 15) -> RecentStats:
+    def recent_stats(
+        self, queue: TaskQueue, now: float, minutes: int = 15
+    ) -> RecentStats:
         """Return finished-task figures of the queue.
 
         ``throughput_per_minute`` lists the tasks finished in each of the

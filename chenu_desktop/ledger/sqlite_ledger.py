@@ -532,7 +532,9 @@ class SqliteLedger(Ledger):
         )
         return row[0]
 
-    def recent_stats(self, queue: TaskQueue, now: float, minutes: int = 15) -> RecentStats:
+    def recent_stats(
+        self, queue: TaskQueue, now: float, minutes: int = 15
+    ) -> RecentStats:
         current = int(now // 60)
         rows = self._connection().execute(
             "SELECT minute, succeeded, failed, duration_sum, duration_count, histogram "
@@ -614,7 +616,9 @@ class SqliteLedger(Ledger):
                 "DELETE FROM chenu_change WHERE seq <= ?",
                 (last - self.change_retention,),
             )
-            newest_minute = conn.execute("SELECT max(minute) FROM chenu_minute").fetchone()[0]
+            newest_minute = conn.execute(
+                "SELECT max(minute) FROM chenu_minute"
+            ).fetchone()[0]
             if newest_minute is not None:
                 conn.execute(
                     "DELETE FROM chenu_minute WHERE minute < ?",
@@ -666,7 +670,8 @@ class SqliteLedger(Ledger):
                 )
             else:
                 conn.execute(
-                    "DELETE FROM chenu_paused WHERE queue = ?", (TaskQueue(queue).value,)
+                    "DELETE FROM chenu_paused WHERE queue = ?",
+                    (TaskQueue(queue).value,),
                 )
 
     def paused_queues(self) -> set[TaskQueue]:

@@ -129,7 +129,9 @@ class SchedulerService:
 
     # --- validation and preview ------------------------------------------
 
-    def validate(self, expression: str, timezone: str | None = None) -> cron.CronSchedule:
+    def validate(
+        self, expression: str, timezone: str | None = None
+    ) -> cron.CronSchedule:
         """Return the parsed schedule, or raise InvalidScheduleError naming the field."""
         return cron.validate(expression, timezone)
 
@@ -141,7 +143,11 @@ class SchedulerService:
         after: dt.datetime | None = None,
     ) -> list[dt.datetime]:
         """Return the next `count` fires, aware in the zone, strictly after `after`."""
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, int)
+            or not 1 <= count <= 1000
+        ):
             raise InvalidArgumentError(f"invalid count {count!r}: pass 1 to 1000")
         schedule = cron.validate(expression, timezone)
         start = after if after is not None else _instant(self._engine.clock())
@@ -183,7 +189,9 @@ class SchedulerService:
         self._check_misfire(misfire, grace_seconds)
         definition = self._engine.registry.get(task_name)
         now = self._engine.clock()
-        approver = self._check_approval(definition.requires_governance, approved_by, name)
+        approver = self._check_approval(
+            definition.requires_governance, approved_by, name
+        )
         record = ScheduleRecord(
             name=name,
             task_name=task_name,
@@ -232,7 +240,11 @@ class SchedulerService:
         )
         new_task = task_name if task_name is not None else record.task_name
         base = dict(task_kwargs) if task_kwargs is not None else dict(record.kwargs)
-        if task_name is not None and task_kwargs is None and new_task != record.task_name:
+        if (
+            task_name is not None
+            and task_kwargs is None
+            and new_task != record.task_name
+        ):
             base = {}
         arguments = self._check_task(new_task, base, kwargs)
         new_misfire = misfire if misfire is not None else record.misfire
@@ -257,11 +269,15 @@ class SchedulerService:
         record.anchor = now
         if not self._store.put(record):
             raise ScheduleNotFoundError(name)
-        logger.info("schedule %s updated: %s runs %s", name, record.expression, new_task)
+        logger.info(
+            "schedule %s updated: %s runs %s", name, record.expression, new_task
+        )
         self._wake.set()
         return self._info(record)
 
-    def enable_schedule(self, name: str, approved_by: str | None = None) -> ScheduleInfo:
+    def enable_schedule(
+        self, name: str, approved_by: str | None = None
+    ) -> ScheduleInfo:
         """Enable a schedule; fires missed while it was disabled are not run."""
         record = self._get(name)
         definition = self._engine.registry.get(record.task_name)
@@ -360,7 +376,9 @@ class SchedulerService:
                 continue  # Another scheduler handled this instant.
             if now - fire_at > LATE_TOLERANCE:
                 missed.append(fire_at)
-                self._store.add_event(ScheduleEvent(record.name, EVENT_MISSED, fire_at, now))
+                self._store.add_event(
+                    ScheduleEvent(record.name, EVENT_MISSED, fire_at, now)
+                )
                 continue
             task_id = self._fire(record, fire_at, now, EVENT_FIRED)
             if task_id is not None:
@@ -388,7 +406,9 @@ class SchedulerService:
         self._save_progress(record, due[-1].timestamp(), last_run, last_task)
         return fired
 
-    def _fire(self, record: ScheduleRecord, fire_at: float, now: float, kind: str) -> str | None:
+    def _fire(
+        self, record: ScheduleRecord, fire_at: float, now: float, kind: str
+    ) -> str | None:
         try:
             task_id = self._submit(record, now)
         except Exception as exc:
@@ -397,14 +417,23 @@ class SchedulerService:
                 ScheduleEvent(record.name, EVENT_FAILED, fire_at, now, detail=str(exc))
             )
             return None
-        self._store.add_event(ScheduleEvent(record.name, kind, fire_at, now, task_id=task_id))
+        self._store.add_event(
+            ScheduleEvent(record.name, kind, fire_at, now, task_id=task_id)
+        )
         logger.info(
-            "schedule %s fired for %s as task %s", record.name, _instant(fire_at).isoformat(), task_id
+            "schedule %s fired for %s as task %s",
+            record.name,
+            _instant(fire_at).isoformat(),
+            task_id,
         )
         return task_id
 
     def _save_progress(
-        self, record: ScheduleRecord, anchor: float, last_run: float | None, last_task: str | None
+        self,
+        record: ScheduleRecord,
+        anchor: float,
+        last_run: float | None,
+        last_task: str | None,
     ) -> None:
         # Re-read, so an edit made during this pass is kept; it set its own anchor.
         current = self._store.get(record.name)
@@ -444,7 +473,9 @@ class SchedulerService:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="chenu-scheduler", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="chenu-scheduler", daemon=True
+        )
         self._thread.start()
         logger.info("scheduler started as %s", self.holder)
 
@@ -477,7 +508,9 @@ class SchedulerService:
                     task_kwargs=spec["task_kwargs"],
                 )
             except ChenuError:
-                logger.exception("default schedule %s could not be created", spec["name"])
+                logger.exception(
+                    "default schedule %s could not be created", spec["name"]
+                )
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -547,7 +580,9 @@ class SchedulerService:
         definition = self._engine.registry.get(task_name)
         merged = dict(task_kwargs or {})
         merged.update(extra)
-        _, keywords = self._engine.task_service.check_arguments(definition, None, merged, {})
+        _, keywords = self._engine.task_service.check_arguments(
+            definition, None, merged, {}
+        )
         return keywords
 
     @staticmethod
@@ -567,9 +602,15 @@ class SchedulerService:
             )
 
     @staticmethod
-    def _check_approval(required: bool, approved_by: str | None, name: str) -> str | None:
+    def _check_approval(
+        required: bool, approved_by: str | None, name: str
+    ) -> str | None:
         if not required:
-            return approved_by.strip() if isinstance(approved_by, str) and approved_by.strip() else None
+            return (
+                approved_by.strip()
+                if isinstance(approved_by, str) and approved_by.strip()
+                else None
+            )
         if not isinstance(approved_by, str) or not approved_by.strip():
             raise InvalidArgumentError(
                 f"schedule {name!r} runs a governance task: pass approved_by with the "

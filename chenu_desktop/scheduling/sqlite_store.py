@@ -91,7 +91,9 @@ class SqliteScheduleStore(ScheduleStore):
         return None if row is None else ScheduleRecord.from_json(row[0])
 
     def list(self) -> list[ScheduleRecord]:
-        rows = self._connection().execute("SELECT data FROM chenu_schedule ORDER BY name")
+        rows = self._connection().execute(
+            "SELECT data FROM chenu_schedule ORDER BY name"
+        )
         return [ScheduleRecord.from_json(row[0]) for row in rows]
 
     def put(self, record: ScheduleRecord) -> bool:
