@@ -121,6 +121,7 @@ class TaskRecord:
     retry_of: str | None = None
     retried_as: str | None = None
     requires_governance: bool = False
+    requeue_on_loss: bool = False
     approved_by: str | None = None
     approved_at: float | None = None
     approval_reason: str | None = None

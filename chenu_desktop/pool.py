@@ -15,6 +15,7 @@ from .config import check_worker_count
 from .context import TaskContext
 from .ledger.base import Update
 from .models import TaskQueue, TaskStatus, WorkerInfo
+from .reaper import LostTaskReaper
 
 if TYPE_CHECKING:
     from huey.api import Huey
@@ -299,6 +300,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
+        self.reaper = LostTaskReaper(engine)
 
     @property
     def running(self) -> bool:
@@ -314,6 +316,8 @@ class WorkerPool:
                 return
             self._running = True
             self._sync_paused()
+            # Tasks a killed earlier run left RUNNING are settled before new work starts.
+            self._settle_lost()
             for queue, runtime in self.runtimes.items():
                 if queues is not None and queue not in queues:
                     runtime.size = 0
@@ -418,8 +422,18 @@ class WorkerPool:
                 logger.info("task %s: cancel requested, telling the task", task_id)
                 context.request_cancel()
 
+    def _settle_lost(self) -> None:
+        try:
+            settled = self.reaper.settle()
+        except Exception:
+            logger.exception("settling tasks of dead workers failed")
+            return
+        if settled:
+            logger.warning("settled %d tasks of dead workers", len(settled))
+
     def _monitor_loop(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
+        next_settle = time.monotonic() + self.heartbeat_interval * 2.5
         while not self._monitor_stop.wait(min(0.5, self.heartbeat_interval)):
             try:
                 self._sync_paused()
@@ -433,5 +447,8 @@ class WorkerPool:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.heartbeat_interval
                     self.publish_heartbeats()
+                if time.monotonic() >= next_settle:
+                    next_settle = time.monotonic() + self.heartbeat_interval * 2.5
+                    self._settle_lost()
             except Exception:
                 logger.exception("worker pool monitor failed; trying again")

@@ -235,6 +235,7 @@ class TaskService:
             expires_at=expires_at,
             retry_of=retry_of,
             requires_governance=definition.requires_governance,
+            requeue_on_loss=definition.requeue_on_loss,
             approved_by=approved_by,
             approved_at=approved_at,
             approval_reason=approval_reason,
@@ -604,6 +605,7 @@ class TaskService:
             created_at=now,
             retry_of=record.task_id,
             requires_governance=record.requires_governance,
+            requeue_on_loss=record.requeue_on_loss,
             updated_at=now,
         )
         self._store_and_enqueue(copy)

@@ -36,7 +36,7 @@ logger = logging.getLogger("chenu.ledger")
 
 #: Fields stored as JSON text; the others are plain SQLite values.
 _JSON_FIELDS = frozenset({"args", "kwargs", "result"})
-_BOOL_FIELDS = frozenset({"requires_governance", "cancel_requested"})
+_BOOL_FIELDS = frozenset({"requires_governance", "requeue_on_loss", "cancel_requested"})
 _FINAL_SQL = ", ".join(f"'{status.value}'" for status in FINAL_STATUSES)
 
 _SCHEMA = f"""
@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS chenu_task (
     retry_of TEXT,
     retried_as TEXT,
     requires_governance INTEGER NOT NULL DEFAULT 0,
+    requeue_on_loss INTEGER NOT NULL DEFAULT 0,
     approved_by TEXT,
     approved_at REAL,
     approval_reason TEXT,

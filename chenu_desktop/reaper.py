@@ -1,0 +1,148 @@
+"""Settle running tasks whose worker died: mark them lost, requeue the safe ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from .ledger.base import Update
+from .models import TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+logger = logging.getLogger("chenu.pool")
+
+#: Running records examined per pass at most.
+MAX_EXAMINED = 10_000
+_PAGE = 500
+_RUNNING = frozenset({TaskStatus.RUNNING})
+_LOST = frozenset({TaskStatus.LOST})
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerAddress:
+    """The parts of a worker id: ``HOST-PID-QUEUE-RUN-INDEX``."""
+
+    host: str
+    pid: int
+    run_id: str
+
+
+def parse_worker_id(worker_id: str | None) -> WorkerAddress | None:
+    """Return host, pid and run of a worker id, or None if it has another form."""
+    if not worker_id:
+        return None
+    parts = worker_id.rsplit("-", 4)
+    if len(parts) != 5 or not parts[1].isdigit():
+        return None
+    return WorkerAddress(host=parts[0], pid=int(parts[1]), run_id=parts[3])
+
+
+def process_exists(pid: int) -> bool:
+    """Return whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LostTaskReaper:
+    """Finds RUNNING records whose worker no longer sends heartbeats.
+
+    A record counts as lost when its worker has no live heartbeat and
+    either the worker's process is gone from this very machine, or the task
+    started more than the heartbeat timeout ago. Records of workers with a
+    live heartbeat are never touched, whichever process or machine runs them.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._host = socket.gethostname()
+
+    def settle(self, now: float | None = None) -> list[str]:
+        """Mark lost tasks and requeue those declared safe to repeat; return their ids."""
+        engine = self._engine
+        now = engine.clock() if now is None else now
+        alive = {w.worker_id for w in engine.ledger.list_workers(now)}
+        alive.update(w.worker_id for w in engine.pool.local_workers())
+        settled = []
+        for record in self._running_records():
+            if record.worker in alive or not self._is_lost(record, now):
+                continue
+            if self._mark_lost(record, now):
+                settled.append(record.task_id)
+        return settled
+
+    def _running_records(self) -> list[TaskRecord]:
+        service = self._engine.task_service
+        records: list[TaskRecord] = []
+        while len(records) < MAX_EXAMINED:
+            page = service.list_tasks(
+                status=TaskStatus.RUNNING, limit=_PAGE, offset=len(records)
+            )
+            records.extend(page)
+            if len(page) < _PAGE:
+                break
+        return records
+
+    def _is_lost(self, record: TaskRecord, now: float) -> bool:
+        address = parse_worker_id(record.worker)
+        if address is not None and address.host == self._host:
+            same_run = address.run_id == self._engine.pool.run_id
+            if not same_run and not process_exists(address.pid):
+                return True
+        started = record.started_at or record.updated_at
+        return now - started > self._engine.config.heartbeat_timeout
+
+    def _mark_lost(self, record: TaskRecord, now: float) -> bool:
+        ledger = self._engine.ledger
+        error = (
+            f"worker {record.worker} stopped sending heartbeats while running this "
+            "task (its process died or hung), so the outcome is unknown"
+        )
+        lost = ledger.update(
+            Update(
+                record.task_id,
+                TaskStatus.LOST,
+                {"finished_at": now, "error": error},
+                expected=_RUNNING,
+            ),
+            now,
+        )
+        if lost is None:
+            return False
+        # A task safe to repeat gets at least one more run, and at most its retries.
+        allowed = max(lost.max_retries, 1)
+        if not lost.requeue_on_loss or lost.attempts > allowed:
+            logger.warning(
+                "task %s lost with worker %s; retry it by hand",
+                lost.task_id,
+                record.worker,
+            )
+            return True
+        requeued = ledger.update(
+            Update(
+                lost.task_id,
+                TaskStatus.RETRYING,
+                {"next_attempt_at": now},
+                expected=_LOST,
+            ),
+            now,
+        )
+        if requeued is not None:
+            self._engine.enqueue_message(lost.queue, lost.task_id, lost.priority)
+            logger.warning(
+                "task %s lost with worker %s; requeued (attempt %d of %d)",
+                lost.task_id,
+                record.worker,
+                lost.attempts + 1,
+                allowed + 1,
+            )
+        return True
