@@ -129,6 +129,8 @@ class TaskRecord:
     progress: float | None = None
     progress_message: str | None = None
     updated_at: float = 0.0
+    #: Each status the task entered, with its time: ``[[status, at], ...]``.
+    history: list[list[Any]] = dataclasses.field(default_factory=list)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -240,6 +240,7 @@ class TaskService:
             approved_at=approved_at,
             approval_reason=approval_reason,
             updated_at=now,
+            history=[[status.value, now]],
         )
         self._store_and_enqueue(record)
         return new_id
@@ -589,16 +590,17 @@ class TaskService:
 
     def _copy_for_retry(self, record: TaskRecord, kwargs: dict[str, Any]) -> str:
         now = self._engine.clock()
+        status = (
+            TaskStatus.AWAITING_APPROVAL
+            if record.requires_governance
+            else TaskStatus.PENDING
+        )
         copy = TaskRecord(
             task_id=uuid.uuid4().hex,
             task_name=record.task_name,
             queue=record.queue,
             priority=record.priority,
-            status=(
-                TaskStatus.AWAITING_APPROVAL
-                if record.requires_governance
-                else TaskStatus.PENDING
-            ),
+            status=status,
             args=list(record.args),
             kwargs=kwargs,
             max_retries=record.max_retries,
@@ -607,6 +609,7 @@ class TaskService:
             requires_governance=record.requires_governance,
             requeue_on_loss=record.requeue_on_loss,
             updated_at=now,
+            history=[[status.value, now]],
         )
         self._store_and_enqueue(copy)
         return copy.task_id

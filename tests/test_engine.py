@@ -770,3 +770,14 @@ def test_unreachable_redis_gives_clear_error(tmp_path: Path) -> None:
             engine.task_service.submit("t_echo", value=1)
     finally:
         engine.close(timeout=1)
+
+
+def test_history_lists_each_status(engine: Engine) -> None:
+    task_id = engine.task_service.submit("t_flaky", key="h", succeed_on=2)
+    record = wait_final(engine, task_id)
+    statuses = [status for status, _ in record.history]
+    assert statuses == ["pending", "running", "retrying", "running", "success"]
+    times = [at for _, at in record.history]
+    assert times == sorted(times)
+    assert times[0] == record.created_at
+    assert times[-1] == record.updated_at

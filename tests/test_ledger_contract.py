@@ -1168,7 +1168,11 @@ def test_redis_decoded_replies(redis_url: str) -> None:
         )
 
         assert ledger.get("ü-1") == dataclasses.replace(
-            record, status=SUCCESS, finished_at=T0 + 1, updated_at=T0 + 1
+            record,
+            status=SUCCESS,
+            finished_at=T0 + 1,
+            updated_at=T0 + 1,
+            history=[["success", T0 + 1]],
         )
         assert [r.task_id for r in ledger.list_tasks(TaskFilter(text="bööm"))] == [
             "ü-1"

@@ -37,11 +37,12 @@ DURATION_BUCKETS: tuple[float, ...] = (
 #: Minutes of per-minute figures `recent_stats` reports and ledgers keep (2 days).
 STATS_RETENTION_MINUTES = 2 * 24 * 60
 
-#: Record fields an update may set (all but the id, the name, the queue and the status).
+#: Record fields an update may set: all but the id, the name, the queue, the
+#: status and the status history, which the ledger appends to itself.
 UPDATABLE_FIELDS = frozenset(
     f.name
     for f in dataclasses.fields(TaskRecord)
-    if f.name not in {"task_id", "task_name", "queue", "status"}
+    if f.name not in {"task_id", "task_name", "queue", "status", "history"}
 )
 
 
@@ -166,7 +167,8 @@ class Ledger(abc.ABC):
         ``expected`` (or ``expected`` is None) and ``require_no_cancel`` is
         not violated. Applying it sets the fields, the status and
         ``updated_at`` (to `now`), moves the status counters and adds a
-        change to the feed; the updated record is returned in its position.
+        change to the feed; a new status is also appended to ``history`` as
+        ``[status, now]``. The updated record is returned in its position.
         An update that does not apply leaves the record untouched and
         returns None there.
 

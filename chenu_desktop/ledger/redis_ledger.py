@@ -162,7 +162,7 @@ return 1
 _LUA_APPLY = """
 local key, id, now = KEYS[1], ARGV[3], ARGV[4]
 local current = redis.call('HMGET', key, 'status', 'queue', 'task_name',
-                           'cancel_requested', 'attempts', '_trigrams')
+                           'cancel_requested', 'attempts', '_trigrams', 'history')
 if not current[1] then return false end
 local old_status = cjson.decode(current[1])
 local queue = cjson.decode(current[2])
@@ -187,6 +187,18 @@ for i = 14, 13 + 2 * nfields do values[#values + 1] = ARGV[i] end
 if ARGV[7] == '1' then
   values[#values + 1] = 'attempts'
   values[#values + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
+end
+if new_status ~= old_status then
+  -- Append [status, now] to the JSON list as text: now stays exactly as sent.
+  local entry = '[' .. cjson.encode(new_status) .. ',' .. now .. ']'
+  local history = current[7]
+  if not history or history == '[]' then
+    history = '[' .. entry .. ']'
+  else
+    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+  end
+  values[#values + 1] = 'history'
+  values[#values + 1] = history
 end
 redis.call('HSET', key, unpack(values))
 

@@ -35,7 +35,7 @@ from .base import (
 logger = logging.getLogger("chenu.ledger")
 
 #: Fields stored as JSON text; the others are plain SQLite values.
-_JSON_FIELDS = frozenset({"args", "kwargs", "result"})
+_JSON_FIELDS = frozenset({"args", "kwargs", "result", "history"})
 _BOOL_FIELDS = frozenset({"requires_governance", "requeue_on_loss", "cancel_requested"})
 _FINAL_SQL = ", ".join(f"'{status.value}'" for status in FINAL_STATUSES)
 
@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS chenu_task (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     progress REAL,
     progress_message TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    history TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS chenu_task_created ON chenu_task (created_at, task_id);
 CREATE INDEX IF NOT EXISTS chenu_task_status
@@ -343,7 +344,7 @@ class SqliteLedger(Ledger):
     ) -> tuple[TaskRecord | None, bool]:
         """Apply one update; also return whether it ended a run (RUNNING to done)."""
         row = conn.execute(
-            "SELECT status, cancel_requested FROM chenu_task WHERE task_id = ?",
+            "SELECT status, cancel_requested, history FROM chenu_task WHERE task_id = ?",
             (update.task_id,),
         ).fetchone()
         if row is None:
@@ -358,6 +359,11 @@ class SqliteLedger(Ledger):
         if update.status is not None:
             assignments.append("status = ?")
             params.append(update.status.value)
+        if update.status is not None and update.status is not status:
+            history = json.loads(row["history"])
+            history.append([update.status.value, now])
+            assignments.append("history = ?")
+            params.append(encode_json(history))
         for name, value in update.fields.items():
             assignments.append(f"{name} = ?")
             params.append(_to_column(name, value))
