@@ -1,0 +1,91 @@
+"""Run storage calls off the GUI thread and deliver their outcome on it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from ..errors import BackendUnavailableError, ChenuError
+
+logger = logging.getLogger("chenu.ui")
+
+ResultCallback = Callable[[Any], None]
+ErrorCallback = Callable[[str], None]
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return the message an operator sees for a failed call (never a traceback)."""
+    if isinstance(exc, (ChenuError, BackendUnavailableError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class BackgroundRunner(QObject):
+    """Runs callables in a thread pool; callbacks run on the GUI thread.
+
+    Signals:
+        failed(str): any call failed without an error callback of its own;
+            the payload is the message to show.
+    """
+
+    failed = Signal(str)
+    _delivered = Signal(object, object, object)
+
+    def __init__(self, threads: int = 4, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="chenu-ui"
+        )
+        self._closed = False
+        self._delivered.connect(self._on_delivered, Qt.ConnectionType.QueuedConnection)
+
+    def run(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        on_result: ResultCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        **kwargs: Any,
+    ) -> concurrent.futures.Future[Any] | None:
+        """Call ``function(*args, **kwargs)`` in a pool thread.
+
+        `on_result` gets the return value and `on_error` the message of an
+        exception, both on the GUI thread. Returns None once closed.
+        """
+        if self._closed:
+            return None
+
+        def call() -> Any:
+            try:
+                value = function(*args, **kwargs)
+            except Exception as exc:
+                if not isinstance(exc, (ChenuError, BackendUnavailableError)):
+                    logger.exception("background call %s failed", getattr(function, "__name__", function))
+                self._delivered.emit(None, exc, on_error)
+                return None
+            self._delivered.emit(value, None, on_result)
+            return value
+
+        return self._pool.submit(call)
+
+    @Slot(object, object, object)
+    def _on_delivered(self, value: Any, error: BaseException | None, callback: Any) -> None:
+        if self._closed:
+            return
+        if error is not None:
+            message = describe_error(error)
+            if callback is not None:
+                callback(message)
+            else:
+                self.failed.emit(message)
+            return
+        if callback is not None:
+            callback(value)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop delivering results and shut the pool down."""
+        self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=True)
