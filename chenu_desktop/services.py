@@ -417,8 +417,12 @@ class TaskService:
         created_before: dt.datetime | float | None = None,
         limit: int = 50,
         offset: int = 0,
+        ascending: bool = False,
     ) -> list[TaskRecord]:
-        """Return one page of records, newest first; see `TaskFilter`."""
+        """Return one page of records, newest first; see `TaskFilter`.
+
+        With `ascending`, the oldest come first instead.
+        """
         task_filter = self.make_filter(
             status, queue, task_name, text, created_after, created_before
         )
@@ -432,7 +436,7 @@ class TaskService:
             )
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidArgumentError(f"invalid offset {offset!r}: pass 0 or more")
-        return self._ledger.list_tasks(task_filter, limit, offset)
+        return self._ledger.list_tasks(task_filter, limit, offset, ascending=ascending)
 
     def count_tasks(
         self,

@@ -131,11 +131,15 @@ def matches(record: TaskRecord, task_filter: TaskFilter) -> bool:
     )
 
 
-def list_all(ledger: Ledger, task_filter: TaskFilter, page: int) -> list[str]:
+def list_all(
+    ledger: Ledger, task_filter: TaskFilter, page: int, ascending: bool = False
+) -> list[str]:
     """Return the ids of every match, read page by page."""
     ids: list[str] = []
     while True:
-        batch = ledger.list_tasks(task_filter, limit=page, offset=len(ids))
+        batch = ledger.list_tasks(
+            task_filter, limit=page, offset=len(ids), ascending=ascending
+        )
         ids += [r.task_id for r in batch]
         if len(batch) < page:
             return ids
@@ -627,6 +631,17 @@ def test_list_filter(ledger: Ledger, case: str) -> None:
     assert ledger.count_tasks(task_filter) == len(expected)
 
 
+@pytest.mark.parametrize("case", list(FILTERS))
+def test_list_filter_ascending(ledger: Ledger, case: str) -> None:
+    records = seed_mixed(ledger)
+    task_filter = FILTERS[case]
+    expected = newest_first([r for r in records if matches(r, task_filter)])[::-1]
+
+    listed = ledger.list_tasks(task_filter, limit=100, ascending=True)
+
+    assert [r.task_id for r in listed] == expected
+
+
 def test_list_returns_full_records(ledger: Ledger) -> None:
     records = {r.task_id: r for r in seed_mixed(ledger)}
 
@@ -652,6 +667,24 @@ def test_list_ties_by_id(ledger: Ledger) -> None:
         "tie-aa",
         "tie-a",
         "earlier",
+    ]
+
+
+def test_list_ascending_ties_by_id(ledger: Ledger) -> None:
+    for task_id in ["tie-b", "tie-c", "tie-a", "tie-aa"]:
+        ledger.insert(make_record(task_id, created_at=T0))
+    ledger.insert(make_record("later", created_at=T0 + 1))
+    ledger.insert(make_record("earlier", created_at=T0 - 1))
+
+    listed = ledger.list_tasks(TaskFilter(), ascending=True)
+
+    assert [r.task_id for r in listed] == [
+        "earlier",
+        "tie-a",
+        "tie-aa",
+        "tie-b",
+        "tie-c",
+        "later",
     ]
 
 
@@ -702,6 +735,34 @@ def test_list_pages(ledger: Ledger, case: str) -> None:
     assert paged == expected
     assert len(set(paged)) == len(paged)
     assert ledger.list_tasks(task_filter, limit=10, offset=len(expected)) == []
+
+
+@pytest.mark.parametrize("case", list(PAGED_FILTERS))
+def test_list_pages_ascending(ledger: Ledger, case: str) -> None:
+    records = []
+    for i in range(130):
+        queue = TaskQueue.LOW if i % 3 == 0 else TaskQueue.DEFAULT
+        record = make_record(
+            f"page-{i:03d}",
+            name=f"page.{queue.value}",
+            queue=queue,
+            status=PENDING if i % 2 else RUNNING,
+            created_at=T0 + i % 9,
+            error="flow too low" if i % 5 == 0 else None,
+        )
+        ledger.insert(record)
+        records.append(record)
+    task_filter = PAGED_FILTERS[case]
+    expected = newest_first([r for r in records if matches(r, task_filter)])[::-1]
+
+    paged = list_all(ledger, task_filter, page=7, ascending=True)
+
+    beyond = ledger.list_tasks(
+        task_filter, limit=10, offset=len(expected), ascending=True
+    )
+
+    assert paged == expected
+    assert beyond == []
 
 
 def test_text_follows_error_changes(ledger: Ledger) -> None:

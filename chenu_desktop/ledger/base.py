@@ -210,13 +210,18 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def list_tasks(
-        self, task_filter: TaskFilter, limit: int = 50, offset: int = 0
+        self,
+        task_filter: TaskFilter,
+        limit: int = 50,
+        offset: int = 0,
+        ascending: bool = False,
     ) -> list[TaskRecord]:
         """Return one page of matching records, newest ``created_at`` first.
 
-        Ties in ``created_at`` are ordered by ``task_id``, descending. Served
-        from indexes: the cost grows with offset + limit, not with the
-        number of records.
+        Ties in ``created_at`` are ordered by ``task_id``, descending. With
+        `ascending`, the order is reversed: oldest first, ties by ascending
+        ``task_id``. Served from indexes: the cost grows with offset + limit,
+        not with the number of records.
         """
 
     @abc.abstractmethod

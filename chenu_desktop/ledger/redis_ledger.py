@@ -533,14 +533,18 @@ class RedisLedger(Ledger):
     # --- listing ---------------------------------------------------------
 
     def list_tasks(
-        self, task_filter: TaskFilter, limit: int = 50, offset: int = 0
+        self,
+        task_filter: TaskFilter,
+        limit: int = 50,
+        offset: int = 0,
+        ascending: bool = False,
     ) -> list[TaskRecord]:
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, not {limit} and {offset}")
         if limit == 0:
             return []
         plan = self._plan(task_filter)
-        return self._fetch_records(self._page(plan, offset, limit))
+        return self._fetch_records(self._page(plan, offset, limit, ascending))
 
     def count_tasks(self, task_filter: TaskFilter) -> int:
         plan = self._plan(task_filter)
@@ -663,17 +667,18 @@ class RedisLedger(Ledger):
             plan.candidates.append((created, task_id))
 
     def _scan(
-        self, source: _Source, plan: _Plan, need: int | None
+        self, source: _Source, plan: _Plan, need: int | None, ascending: bool = False
     ) -> list[tuple[float, str]]:
-        """Return up to `need` members of `source` in its queue, newest first."""
+        """Return up to `need` members of `source` in its queue, newest first.
+
+        With `ascending`, return the oldest members, oldest first.
+        """
         found: list[tuple[float, str]] = []
         start = 0
         chunk = max(_SCAN_CHUNK, need or 0)
         expected = encode_json(source.queue.value if source.queue else None)
         while need is None or len(found) < need:
-            batch = self._client.zrevrangebyscore(
-                source.key, plan.high, plan.low, start=start, num=chunk, withscores=True
-            )
+            batch = self._range(source.key, plan, start, chunk, ascending)
             pipe = self._client.pipeline(transaction=False)
             for member, _ in batch:
                 pipe.hget(self._task_key(_text(member)), "queue")
@@ -686,28 +691,51 @@ class RedisLedger(Ledger):
             start += chunk
         return found if need is None else found[:need]
 
-    def _page(self, plan: _Plan, offset: int, limit: int) -> list[str]:
-        """Return the ids of one page of the plan, newest first."""
+    def _range(
+        self,
+        key: str,
+        plan: _Plan,
+        start: int,
+        count: int,
+        ascending: bool,
+        client: Any = None,
+    ) -> Any:
+        """Read `count` members with scores of one index from `start`, in order.
+
+        Members of equal score come in member order, ascending or descending
+        like the scores, which orders ties by task id as `list_tasks` promises.
+        `client` may be a pipeline, which queues the read instead.
+        """
+        if client is None:
+            client = self._client
+        if ascending:
+            return client.zrangebyscore(
+                key, plan.low, plan.high, start=start, num=count, withscores=True
+            )
+        return client.zrevrangebyscore(
+            key, plan.high, plan.low, start=start, num=count, withscores=True
+        )
+
+    def _page(
+        self, plan: _Plan, offset: int, limit: int, ascending: bool = False
+    ) -> list[str]:
+        """Return the ids of one page of the plan, newest first unless `ascending`."""
         sources = plan.sources
         if len(sources) == 1 and sources[0].queue is None and not plan.candidates:
-            members = self._client.zrevrangebyscore(
-                sources[0].key, plan.high, plan.low, start=offset, num=limit
-            )
-            return [_text(m) for m in members]
+            batch = self._range(sources[0].key, plan, offset, limit, ascending)
+            return [_text(member) for member, _ in batch]
         # Each source's first offset + limit members include its part of the page.
         need = offset + limit
         entries = list(plan.candidates)
         pipe = self._client.pipeline(transaction=False)
         for source in sources:
             if source.queue is None:
-                pipe.zrevrangebyscore(
-                    source.key, plan.high, plan.low, start=0, num=need, withscores=True
-                )
+                self._range(source.key, plan, 0, need, ascending, client=pipe)
             else:
-                entries += self._scan(source, plan, need)
+                entries += self._scan(source, plan, need, ascending)
         for batch in pipe.execute():
             entries += [(score, _text(member)) for member, score in batch]
-        entries.sort(reverse=True)
+        entries.sort(reverse=not ascending)
         return [task_id for _, task_id in entries[offset:need]]
 
     def _fetch_records(self, task_ids: list[str]) -> list[TaskRecord]:

@@ -470,12 +470,17 @@ class SqliteLedger(Ledger):
         return "(" + " OR ".join(options) + ")", params
 
     def list_tasks(
-        self, task_filter: TaskFilter, limit: int = 50, offset: int = 0
+        self,
+        task_filter: TaskFilter,
+        limit: int = 50,
+        offset: int = 0,
+        ascending: bool = False,
     ) -> list[TaskRecord]:
         where, params = self._where(task_filter)
+        direction = "ASC" if ascending else "DESC"
         rows = self._connection().execute(
             f"SELECT {_COLUMNS} FROM chenu_task WHERE {where} "
-            "ORDER BY created_at DESC, task_id DESC LIMIT ? OFFSET ?",
+            f"ORDER BY created_at {direction}, task_id {direction} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_to_record(row) for row in rows]
