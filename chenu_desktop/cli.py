@@ -434,6 +434,21 @@ def parse_json_option(option: str, text: str | None, expected: type) -> Any:
     return value
 
 
+def parse_task_keywords(
+    kwargs_json: str | None, assignments: Sequence[str]
+) -> dict[str, Any]:
+    """Merge ``--kwargs-json`` and ``KEY=VALUE`` items, raising if a key is in both."""
+    keywords = parse_json_option("--kwargs-json", kwargs_json, dict) or {}
+    for key, value in parse_assignments(assignments).items():
+        if key in keywords:
+            raise InvalidArgumentError(
+                f"task argument {key!r} is given both as {key}=... and in "
+                "--kwargs-json: give it once"
+            )
+        keywords[key] = value
+    return keywords
+
+
 def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
     service = engine.task_service
     filters = {
@@ -488,14 +503,7 @@ def tasks_show(engine: Engine, args: argparse.Namespace) -> None:
 
 def tasks_submit(engine: Engine, args: argparse.Namespace) -> None:
     positional = parse_json_option("--args-json", args.args_json, list)
-    keywords = parse_json_option("--kwargs-json", args.kwargs_json, dict) or {}
-    for key, value in parse_assignments(args.assignments).items():
-        if key in keywords:
-            raise InvalidArgumentError(
-                f"task argument {key!r} is given both as {key}=... and in "
-                "--kwargs-json: give it once"
-            )
-        keywords[key] = value
+    keywords = parse_task_keywords(args.kwargs_json, args.assignments)
     task_id = engine.task_service.submit(
         args.task_name,
         args=positional,
@@ -594,7 +602,8 @@ def tasks_cleanup(engine: Engine, args: argparse.Namespace) -> None:
         print(f"deleted {deleted} finished tasks older than {days:g} days")
 
 
-def run_tasks_command(args: argparse.Namespace) -> int:
+def run_engine_command(args: argparse.Namespace) -> int:
+    """Import the ``--tasks`` modules, open the engine and run the action on it."""
     import_task_modules(getattr(args, "tasks", None) or [])
     config = load_settings(args)
     with open_cli_engine(config) as engine:
@@ -670,7 +679,7 @@ def _add_tasks_parser(commands: Any) -> None:
         help="list, submit, cancel, retry, approve and reject tasks; queue stats",
         description="Work with the task ledger of the backend.",
     )
-    tasks.set_defaults(run=run_tasks_command, default_level=logging.WARNING)
+    tasks.set_defaults(run=run_engine_command, default_level=logging.WARNING)
     actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     listing = _add_action(actions, "list", tasks_list, "list tasks, newest first")
