@@ -63,7 +63,10 @@ class BackgroundRunner(QObject):
                 value = function(*args, **kwargs)
             except Exception as exc:
                 if not isinstance(exc, (ChenuError, BackendUnavailableError)):
-                    logger.exception("background call %s failed", getattr(function, "__name__", function))
+                    logger.exception(
+                        "background call %s failed",
+                        getattr(function, "__name__", function),
+                    )
                 self._delivered.emit(None, exc, on_error)
                 return None
             self._delivered.emit(value, None, on_result)
@@ -72,7 +75,9 @@ class BackgroundRunner(QObject):
         return self._pool.submit(call)
 
     @Slot(object, object, object)
-    def _on_delivered(self, value: Any, error: BaseException | None, callback: Any) -> None:
+    def _on_delivered(
+        self, value: Any, error: BaseException | None, callback: Any
+    ) -> None:
         if self._closed:
             return
         if error is not None:

@@ -93,7 +93,9 @@ class EngineFeed(QObject):
 
     # --- polls ---------------------------------------------------------------
 
-    def _poll(self, kind: str, function: Callable[[], Any], deliver: Callable[[Any], None]) -> None:
+    def _poll(
+        self, kind: str, function: Callable[[], Any], deliver: Callable[[Any], None]
+    ) -> None:
         if kind in self._in_flight:
             return
         self._in_flight.add(kind)
@@ -115,7 +117,9 @@ class EngineFeed(QObject):
         self._poll("changes", lambda: self._fetch_changes(since), self._deliver_changes)
 
     def poll_stats(self) -> None:
-        self._poll("stats", self._engine.task_service.queue_stats, self.stats_updated.emit)
+        self._poll(
+            "stats", self._engine.task_service.queue_stats, self.stats_updated.emit
+        )
 
     def poll_workers(self) -> None:
         self._poll("workers", self._engine.workers, self.workers_updated.emit)
@@ -165,8 +169,12 @@ class EngineFeed(QObject):
         self._reachable = reachable
         if reachable:
             logger.info("backend %s reachable again", self._engine.spec.display)
-            self.backend_status_changed.emit(True, f"connected to {self._engine.spec.display}")
+            self.backend_status_changed.emit(
+                True, f"connected to {self._engine.spec.display}"
+            )
             self.refresh_all()
         else:
-            logger.warning("backend %s unreachable: %s", self._engine.spec.display, message)
+            logger.warning(
+                "backend %s unreachable: %s", self._engine.spec.display, message
+            )
             self.backend_status_changed.emit(False, message)
