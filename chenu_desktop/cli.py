@@ -1,4 +1,4 @@
-"""The ``chenu-desktop`` command line: headless workers and task commands."""
+"""The ``chenu-desktop`` command line: headless workers, task and schedule commands."""
 
 from __future__ import annotations
 
@@ -819,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="count",
         default=0,
         help="log more; each -v lowers the level one step from INFO for worker "
-        "and WARNING for tasks",
+        "and WARNING for tasks and schedules",
     )
     parser.set_defaults(
         run=run_headless, default_level=logging.INFO, backend_display=None
@@ -827,6 +827,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_worker_parser(commands)
     _add_tasks_parser(commands)
+    # Imported here because cli_schedules builds on the helpers of this module.
+    from .cli_schedules import add_schedules_parser
+
+    add_schedules_parser(commands)
     return parser
 
 
@@ -862,16 +866,20 @@ def stderr_logging(level: int) -> Iterator[None]:
 def parse_arguments(
     parser: argparse.ArgumentParser, argv: list[str] | None
 ) -> argparse.Namespace:
-    """Parse `argv`, letting ``tasks submit`` take KEY=VALUE after its options too.
+    """Parse `argv`, letting commands that take KEY=VALUE take it after options too.
 
     argparse fills a ``nargs="*"`` positional once, so KEY=VALUE items after
     an option such as ``--priority 2`` arrive as unrecognized arguments.
+    They join ``args.assignments`` of ``tasks submit``, ``schedules add`` and
+    ``schedules update``.
     """
     args, extras = parser.parse_known_args(argv)
     if not extras:
         return args
-    is_submit = args.command == "tasks" and args.action == "submit"
-    if is_submit and all("=" in item and not item.startswith("-") for item in extras):
+    takes_assignments = isinstance(getattr(args, "assignments", None), list)
+    if takes_assignments and all(
+        "=" in item and not item.startswith("-") for item in extras
+    ):
         args.assignments.extend(extras)
         return args
     parser.error(f"unrecognized arguments: {' '.join(extras)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from chenu_desktop import TaskQueue, TaskRecord, TaskStatus, __version__, open_engine
 from chenu_desktop.backend import sqlite_url
 from chenu_desktop.cli import main
+from chenu_desktop.cli_schedules import format_relative
 from chenu_desktop.config import user_data_dir
 from chenu_desktop.registry import default_registry
 
@@ -743,6 +745,656 @@ def test_sqlite_unopenable_exits_1(
     assert code == 1
     assert out == ""
     assert sqlite_url(folder) in err
+    assert "Traceback" not in err
+
+
+# --- schedules commands ------------------------------------------------------
+
+
+def schedules(
+    capsys: pytest.CaptureFixture[str], backend: str, *argv: str
+) -> tuple[int, str, str]:
+    return run_cli(capsys, "--backend", backend, "schedules", *argv)
+
+
+def schedules_json(capsys: pytest.CaptureFixture[str], backend: str, *argv: str) -> Any:
+    return run_json(capsys, "--backend", backend, "schedules", *argv)
+
+
+def add_nightly(capsys: pytest.CaptureFixture[str], backend: str, *argv: str) -> Any:
+    """Add the schedule ``nightly``: cleanup_old_data(days=3) at 02:00 UTC."""
+    return schedules_json(
+        capsys,
+        backend,
+        "add",
+        "nightly",
+        "cleanup_old_data",
+        "0 2 * * *",
+        "days=3",
+        "--timezone",
+        "UTC",
+        *argv,
+    )
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    """Split a table of `format_table` into rows of cells, keyed by column header.
+
+    A header cell may contain single spaces, so columns start after two spaces.
+    """
+    header, *lines = text.splitlines()
+    names = header.split("  ")
+    names = [name.strip() for name in names if name.strip()]
+    starts = [header.index(name) for name in names]
+    ends = [*starts[1:], None]
+    return [
+        {name: line[start:end].strip() for name, start, end in zip(names, starts, ends)}
+        for line in lines
+    ]
+
+
+def fire_at_hour_and_minute(text: str) -> str:
+    return dt.datetime.fromisoformat(text).strftime("%H:%M")
+
+
+def test_schedules_help_lists_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "schedules", "--help")
+    assert code == 0
+    for action in ("list", "add", "update", "remove", "enable", "disable", "run",
+                   "history", "preview"):  # fmt: skip
+        assert action in out
+
+
+def test_schedules_add_json_stores_options(
+    backend: str, task_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    added = schedules_json(
+        capsys, backend, "add", "nightly", "cli_echo", "30 2 * * *",
+        "--timezone", "europe/paris", "--misfire", "run_once",
+        "--grace-seconds", "120", "--kwargs-json", '{"size": 3}', "label=night",
+        TASKS_OPTION,
+    )  # fmt: skip
+    assert added["name"] == "nightly"
+    assert added["task_name"] == "cli_echo"
+    assert added["expression"] == "30 2 * * *"
+    assert added["description"] == "At 02:30"
+    assert added["timezone"] == "Europe/Paris"
+    assert added["enabled"] is True
+    assert added["misfire"] == "run_once"
+    assert added["grace_seconds"] == 120.0
+    assert added["kwargs"] == {"size": 3, "label": "night"}
+    assert added["approved_by"] is None
+    assert fire_at_hour_and_minute(added["next_run"]) == "02:30"
+    assert dt.datetime.fromisoformat(added["next_run"]).utcoffset() in (
+        dt.timedelta(hours=1),
+        dt.timedelta(hours=2),
+    )
+
+    listed = schedules_json(capsys, backend, "list")
+    assert [schedule["name"] for schedule in listed] == ["nightly"]
+    assert listed[0]["kwargs"] == {"size": 3, "label": "night"}
+    assert listed[0]["next_run"] == added["next_run"]
+
+
+def test_schedules_add_prints_summary(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = schedules(
+        capsys, backend, "add", "often", "cleanup_old_data", "*/5 * * * *",
+        "--timezone", "UTC",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("schedule often added: Every 5 minutes (UTC), next run ")
+    assert " UTC (" in out
+    assert out.count("\n") == 1
+
+    code, out, err = schedules(
+        capsys, backend, "add", "later", "cleanup_old_data", "@daily",
+        "--timezone", "UTC", "--disabled",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out == "schedule later added: At 00:00 (UTC), disabled\n"
+
+
+def test_schedules_list_prints_table(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = schedules(capsys, backend, "list")
+    assert code == 0, err
+    assert out == "no schedules: add one with `chenu-desktop schedules add`\n"
+
+    added = add_nightly(capsys, backend, "--misfire", "run_once")
+    schedules_json(
+        capsys, backend, "add", "weekly", "aggregate_analytics", "0 9 * * mon",
+        "period=weekly", "--timezone", "Europe/Paris", "--disabled",
+    )  # fmt: skip
+    code, out, err = schedules(capsys, backend, "list")
+    assert code == 0, err
+    nightly, weekly = table_rows(out)
+    assert list(nightly) == ["NAME", "TASK", "EXPRESSION", "DESCRIPTION", "ZONE",
+                             "ENABLED", "NEXT RUN", "LAST RUN", "LAST STATUS",
+                             "MISFIRE"]  # fmt: skip
+    next_run = dt.datetime.fromisoformat(added["next_run"])
+    assert nightly == {
+        "NAME": "nightly",
+        "TASK": "cleanup_old_data",
+        "EXPRESSION": "0 2 * * *",
+        "DESCRIPTION": "At 02:00",
+        "ZONE": "UTC",
+        "ENABLED": "yes",
+        "NEXT RUN": nightly["NEXT RUN"],
+        "LAST RUN": "-",
+        "LAST STATUS": "-",
+        "MISFIRE": "run_once",
+    }
+    assert nightly["NEXT RUN"].startswith(f"{next_run:%Y-%m-%d} 02:00 UTC (in ")
+    assert weekly == {
+        "NAME": "weekly",
+        "TASK": "aggregate_analytics",
+        "EXPRESSION": "0 9 * * mon",
+        "DESCRIPTION": "At 09:00, only on Monday",
+        "ZONE": "Europe/Paris",
+        "ENABLED": "no",
+        "NEXT RUN": "-",
+        "LAST RUN": "-",
+        "LAST STATUS": "-",
+        "MISFIRE": "skip",
+    }
+
+
+def test_schedules_update_json(
+    backend: str, task_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedules_json(
+        capsys, backend, "add", "nightly", "cli_echo", "0 2 * * *",
+        "size=3", "label=night", TASKS_OPTION,
+    )  # fmt: skip
+
+    updated = schedules_json(
+        capsys, backend, "update", "nightly", "--schedule", "15 4 * * *",
+        "--timezone", "Asia/Tokyo", "--misfire", "run_once",
+        "--grace-seconds", "60", "label=day", TASKS_OPTION,
+    )  # fmt: skip
+    assert updated["expression"] == "15 4 * * *"
+    assert updated["description"] == "At 04:15"
+    assert updated["timezone"] == "Asia/Tokyo"
+    assert updated["misfire"] == "run_once"
+    assert updated["grace_seconds"] == 60.0
+    assert updated["kwargs"] == {"size": 3, "label": "day"}
+    assert fire_at_hour_and_minute(updated["next_run"]) == "04:15"
+    assert updated["next_run"].endswith("+09:00")
+
+    replaced = schedules_json(
+        capsys, backend, "update", "nightly", "--kwargs-json", '{"size": 9}',
+        TASKS_OPTION,
+    )  # fmt: skip
+    assert replaced["kwargs"] == {"size": 9}
+    assert replaced["expression"] == "15 4 * * *"
+
+    switched = schedules_json(
+        capsys, backend, "update", "nightly", "--task", "cli_add", "a=1", "b=2",
+        TASKS_OPTION,
+    )  # fmt: skip
+    assert switched["task_name"] == "cli_add"
+    assert switched["kwargs"] == {"a": 1, "b": 2}
+    assert schedules_json(capsys, backend, "list") == [switched]
+
+
+def test_schedules_update_prints_summary(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_nightly(capsys, backend)
+    code, out, err = schedules(
+        capsys, backend, "update", "nightly", "--schedule", "@hourly"
+    )
+    assert code == 0, err
+    assert out.startswith("schedule nightly updated: Every hour (UTC), next run ")
+    assert " UTC (" in out
+    listed = schedules_json(capsys, backend, "list")
+    assert listed[0]["expression"] == "@hourly"
+    assert listed[0]["kwargs"] == {"days": 3}
+
+
+def test_schedules_disable_and_enable(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_nightly(capsys, backend)
+    disabled = schedules_json(capsys, backend, "disable", "nightly")
+    assert disabled["enabled"] is False
+    assert disabled["next_run"] is None
+    enabled = schedules_json(capsys, backend, "enable", "nightly")
+    assert enabled["enabled"] is True
+    assert fire_at_hour_and_minute(enabled["next_run"]) == "02:00"
+    assert enabled["approved_by"] is None
+
+    code, out, err = schedules(capsys, backend, "disable", "nightly")
+    assert code == 0, err
+    assert out == "schedule nightly disabled\n"
+    assert schedules_json(capsys, backend, "list")[0]["enabled"] is False
+    code, out, err = schedules(capsys, backend, "enable", "nightly")
+    assert code == 0, err
+    assert out.startswith("schedule nightly enabled: At 02:00 (UTC), next run ")
+    assert schedules_json(capsys, backend, "list")[0]["enabled"] is True
+
+
+def test_schedules_run_submits_task(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_nightly(capsys, backend)
+    code, out, err = schedules(capsys, backend, "run", "nightly")
+    assert code == 0, err
+    first_id = out.strip()
+    record = run_json(capsys, "--backend", backend, "tasks", "show", first_id)
+    assert record["task_name"] == "cleanup_old_data"
+    assert record["kwargs"] == {"days": 3}
+    assert record["queue"] == "scheduled"
+    assert record["status"] == "pending"
+
+    document = schedules_json(capsys, backend, "run", "nightly")
+    assert document["schedule"] == "nightly"
+    assert document["task_id"] != first_id
+    listed = schedules_json(capsys, backend, "list")
+    assert listed[0]["last_task_id"] == document["task_id"]
+    assert listed[0]["last_status"] == "pending"
+    code, out, err = schedules(capsys, backend, "list")
+    assert code == 0, err
+    (row,) = table_rows(out)
+    assert row["LAST STATUS"] == "pending"
+
+
+def test_schedules_history_newest_first(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    added = schedules_json(
+        capsys, backend, "add", "hourly", "cleanup_old_data", "0 * * * *",
+        "--timezone", "UTC",
+    )  # fmt: skip
+    code, out, err = schedules(capsys, backend, "history", "hourly")
+    assert code == 0, err
+    assert out == "no history for schedule hourly yet\n"
+    assert schedules_json(capsys, backend, "history", "hourly") == []
+
+    run_id = schedules_json(capsys, backend, "run", "hourly")["task_id"]
+    first_fire = dt.datetime.fromisoformat(added["next_run"]).timestamp()
+    with open_engine(backend) as engine:
+        scheduler = engine.scheduler_service
+        (first_id,) = scheduler.tick(now=first_fire + 5)
+        # Three hours later: the two fires between are over a minute late, so missed.
+        (last_id,) = scheduler.tick(now=first_fire + 3 * 3600 + 5)
+
+    events = schedules_json(capsys, backend, "history", "hourly")
+    assert [event["kind"] for event in events] == [
+        "fired", "missed", "missed", "fired", "run_now",
+    ]  # fmt: skip
+    assert [event["task_id"] for event in events] == [
+        last_id, None, None, first_id, run_id,
+    ]  # fmt: skip
+    fire_times = [
+        dt.datetime.fromisoformat(event["fire_at"]).timestamp() for event in events[:4]
+    ]
+    assert fire_times == [first_fire + hours * 3600 for hours in (3, 2, 1, 0)]
+    assert events[0]["fire_at"].endswith("+00:00")
+    assert events[4]["fire_at"] is None
+    assert all(event["schedule"] == "hourly" for event in events)
+
+    limited = schedules_json(capsys, backend, "history", "hourly", "--limit", "2")
+    assert [event["kind"] for event in limited] == ["fired", "missed"]
+
+    code, out, err = schedules(capsys, backend, "history", "hourly")
+    assert code == 0, err
+    rows = table_rows(out)
+    assert list(rows[0]) == ["KIND", "FIRE TIME", "RECORDED AT", "TASK ID", "DETAIL"]
+    assert [row["KIND"] for row in rows] == [event["kind"] for event in events]
+    last_fire = dt.datetime.fromtimestamp(first_fire + 3 * 3600, dt.timezone.utc)
+    assert rows[0]["FIRE TIME"] == f"{last_fire:%Y-%m-%d %H:%M} UTC"
+    assert rows[0]["TASK ID"] == last_id
+    assert rows[0]["DETAIL"] == "-"
+    assert rows[1]["TASK ID"] == "-"
+    assert rows[4]["FIRE TIME"] == "-"
+    assert rows[4]["RECORDED AT"].endswith(" UTC")
+
+
+def test_schedules_remove(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    add_nightly(capsys, backend)
+    schedules_json(capsys, backend, "add", "hourly", "cleanup_old_data", "@hourly")
+    assert schedules_json(capsys, backend, "remove", "nightly") == {
+        "removed": "nightly"
+    }
+    code, out, err = schedules(capsys, backend, "remove", "hourly")
+    assert code == 0, err
+    assert out == "schedule hourly removed\n"
+    assert schedules_json(capsys, backend, "list") == []
+
+
+def test_schedules_preview_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # Paris skips 02:00-03:00 on 2025-03-30, so that day's 02:30 runs at 03:00.
+    document = run_json(
+        capsys, "schedules", "preview", "30 2 * * *", "--timezone", "Europe/Paris",
+        "--after", "2025-03-29T12:00", "--count", "3",
+    )  # fmt: skip
+    assert document == {
+        "expression": "30 2 * * *",
+        "timezone": "Europe/Paris",
+        "description": "At 02:30",
+        "after": "2025-03-29T12:00:00+01:00",
+        "runs": [
+            "2025-03-30T03:00:00+02:00",
+            "2025-03-31T02:30:00+02:00",
+            "2025-04-01T02:30:00+02:00",
+        ],
+    }
+
+    default_count = run_json(capsys, "schedules", "preview", "@hourly")
+    assert len(default_count["runs"]) == 5
+
+
+def test_schedules_preview_needs_no_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    code, out, err = run_cli(
+        capsys, "--backend", unreachable, "schedules", "preview", "0 9 * * mon-fri",
+        "--timezone", "America/New_York", "--after", "2025-03-07T10:00-05:00",
+        "--count", "3",
+    )  # fmt: skip
+    assert code == 0, err
+    description, *runs = out.splitlines()
+    assert description == "At 09:00, Monday through Friday (America/New_York)"
+    assert [run.split(" (")[0] for run in runs] == [
+        "Mon 2025-03-10 09:00 EDT",
+        "Tue 2025-03-11 09:00 EDT",
+        "Wed 2025-03-12 09:00 EDT",
+    ]
+    assert all(run.endswith(" ago)") for run in runs)
+
+
+def test_schedules_governance_approver(
+    backend: str,
+    task_module: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config_path = tmp_path / "chenu.toml"
+    config_path.write_text('operator = "ops-lead"\n', encoding="utf-8")
+    prefix = ["--backend", backend, "--config", str(config_path), "schedules"]
+
+    code, out, err = run_cli(
+        capsys, *prefix, "add", "deploy", "cli_deploy", "0 3 * * *", "target=prod",
+        "--timezone", "UTC", TASKS_OPTION,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("schedule deploy added: At 03:00 (UTC), next run ")
+    assert out.endswith(", runs approved by ops-lead\n")
+    plain = run_json(
+        capsys, *prefix, "add", "echo", "cli_echo", "0 3 * * *", TASKS_OPTION
+    )
+    assert plain["approved_by"] is None
+
+    run_json(capsys, *prefix, "disable", "deploy")
+    enabled = run_json(capsys, *prefix, "enable", "deploy", TASKS_OPTION)
+    assert enabled["approved_by"] == "ops-lead"
+    enabled = run_json(
+        capsys, *prefix, "enable", "deploy", "--approved-by", "auditor", TASKS_OPTION
+    )
+    assert enabled["approved_by"] == "auditor"
+
+    task_id = run_json(capsys, *prefix, "run", "deploy", TASKS_OPTION)["task_id"]
+    record = run_json(capsys, "--backend", backend, "tasks", "show", task_id)
+    assert record["status"] == "pending"
+    assert record["approved_by"] == "auditor"
+    assert record["queue"] == "scheduled"
+
+    explicit = run_json(
+        capsys, *prefix, "add", "deploy2", "cli_deploy", "0 4 * * *", "target=qa",
+        "--approved-by", "release-manager", TASKS_OPTION,
+    )  # fmt: skip
+    assert explicit["approved_by"] == "release-manager"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_schedules_flow_on_backend(
+    kind: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fixture = "backend" if kind == "sqlite" else "redis_url"
+    backend = request.getfixturevalue(fixture)
+    added = add_nightly(capsys, backend)
+    assert added["kwargs"] == {"days": 3}
+
+    code, out, err = schedules(capsys, backend, "list")
+    assert code == 0, err
+    (row,) = table_rows(out)
+    assert row["NAME"] == "nightly"
+    assert row["TASK"] == "cleanup_old_data"
+    assert [s["name"] for s in schedules_json(capsys, backend, "list")] == ["nightly"]
+
+    code, out, err = schedules(capsys, backend, "run", "nightly")
+    assert code == 0, err
+    task_id = out.strip()
+    record = run_json(capsys, "--backend", backend, "tasks", "show", task_id)
+    assert record["queue"] == "scheduled"
+    assert record["kwargs"] == {"days": 3}
+    events = schedules_json(capsys, backend, "history", "nightly")
+    assert [(event["kind"], event["task_id"]) for event in events] == [
+        ("run_now", task_id)
+    ]
+
+    assert schedules_json(capsys, backend, "disable", "nightly")["enabled"] is False
+    assert schedules_json(capsys, backend, "enable", "nightly")["enabled"] is True
+    updated = schedules_json(capsys, backend, "update", "nightly", "days=7")
+    assert updated["kwargs"] == {"days": 7}
+
+    code, out, err = schedules(capsys, backend, "remove", "nightly")
+    assert code == 0, err
+    assert out == "schedule nightly removed\n"
+    assert schedules_json(capsys, backend, "list") == []
+
+
+RELATIVE_TIMES = {
+    0.4: "now",
+    42: "in 42 s",
+    -42.7: "42 s ago",
+    170: "in 3 min",
+    3600: "in 1 h",
+    5400: "in 1 h 30 min",
+    -7500: "2 h 5 min ago",
+    86400: "in 1 d",
+    2 * 86400 + 3 * 3600 + 100: "in 2 d 3 h",
+}
+
+
+@pytest.mark.parametrize("seconds, expected", RELATIVE_TIMES.items())
+def test_format_relative(seconds: float, expected: str) -> None:
+    assert format_relative(seconds) == expected
+
+
+# --- schedules: bad input ----------------------------------------------------
+
+
+#: Invalid expressions or zones, with the text that the error must contain.
+BAD_SCHEDULES = {
+    "hour out of range": ("0 25 * * *", "UTC", "invalid hour '25'"),
+    "minute out of range": ("60 * * * *", "UTC", "invalid minute '60'"),
+    "reversed minute range": ("30-10 * * * *", "UTC", "invalid minute '30-10'"),
+    "reversed weekday range": (
+        "0 9 * * fri-mon",
+        "UTC",
+        "invalid day-of-week 'fri-mon'",
+    ),
+    "too few fields": ("0 9 * *", "UTC", "invalid cron expression '0 9 * *'"),
+    "too many fields": ("0 0 9 * * *", "UTC", "expected 5 fields"),
+    "unknown alias": ("@sometimes", "UTC", "invalid cron expression '@sometimes'"),
+    "day that never occurs": ("0 0 31 2 *", "UTC", "invalid day-of-month '31'"),
+    "invalid zone": ("0 9 * * *", "Mars/Olympus", "invalid timezone 'Mars/Olympus'"),
+}
+
+
+def assert_one_error_line(code: int, out: str, err: str, expected: str) -> None:
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "expression, zone, expected", BAD_SCHEDULES.values(), ids=BAD_SCHEDULES.keys()
+)
+def test_schedules_add_bad_expression_stores_nothing(
+    expression: str,
+    zone: str,
+    expected: str,
+    backend: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = schedules(
+        capsys, backend, "add", "broken", "cleanup_old_data", expression,
+        "--timezone", zone,
+    )  # fmt: skip
+    assert_one_error_line(code, out, err, expected)
+    assert schedules_json(capsys, backend, "list") == []
+
+
+@pytest.mark.parametrize(
+    "expression, zone, expected", BAD_SCHEDULES.values(), ids=BAD_SCHEDULES.keys()
+)
+def test_schedules_update_bad_expression_changes_nothing(
+    expression: str,
+    zone: str,
+    expected: str,
+    backend: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_nightly(capsys, backend)
+    before = schedules_json(capsys, backend, "list")
+    code, out, err = schedules(
+        capsys, backend, "update", "nightly", "--schedule", expression,
+        "--timezone", zone,
+    )  # fmt: skip
+    assert_one_error_line(code, out, err, expected)
+    assert schedules_json(capsys, backend, "list") == before
+
+
+@pytest.mark.parametrize(
+    "expression, zone, expected", BAD_SCHEDULES.values(), ids=BAD_SCHEDULES.keys()
+)
+def test_schedules_preview_bad_expression(
+    expression: str, zone: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "schedules", "preview", expression, "--timezone", zone
+    )
+    assert_one_error_line(code, out, err, expected)
+
+
+#: Bad schedule commands, run while the schedule ``nightly`` exists.
+BAD_SCHEDULE_INPUT = {
+    "update unknown name": (
+        ["update", "nope", "--schedule", "0 3 * * *"],
+        "schedule 'nope' not found",
+    ),
+    "remove unknown name": (["remove", "nope"], "schedule 'nope' not found"),
+    "enable unknown name": (["enable", "nope"], "schedule 'nope' not found"),
+    "disable unknown name": (["disable", "nope"], "schedule 'nope' not found"),
+    "run unknown name": (["run", "nope"], "schedule 'nope' not found"),
+    "history unknown name": (["history", "nope"], "schedule 'nope' not found"),
+    "add existing name": (
+        ["add", "nightly", "cleanup_old_data", "0 3 * * *"],
+        "schedule 'nightly' exists already",
+    ),
+    "add empty name": (
+        ["add", " ", "cleanup_old_data", "0 3 * * *"],
+        "invalid schedule name ' '",
+    ),
+    "add unknown task": (
+        ["add", "other", "no_such_task", "0 3 * * *"],
+        "pass --tasks MODULE to import the module that registers it",
+    ),
+    "add unexpected argument": (
+        ["add", "other", "cleanup_old_data", "0 3 * * *", "weeks=2"],
+        "unexpected keyword argument 'weeks'",
+    ),
+    "add argument twice": (
+        [
+            "add",
+            "other",
+            "cleanup_old_data",
+            "0 3 * * *",
+            "days=1",
+            "--kwargs-json",
+            '{"days": 2}',
+        ],
+        "given both",
+    ),
+    "add bad misfire": (
+        ["add", "other", "cleanup_old_data", "0 3 * * *", "--misfire", "later"],
+        "invalid misfire policy 'later'",
+    ),
+    "add negative grace": (
+        ["add", "other", "cleanup_old_data", "0 3 * * *", "--grace-seconds", "-1"],
+        "invalid grace_seconds -1.0",
+    ),
+    "add governance without approver": (
+        [
+            "add",
+            "other",
+            "cli_deploy",
+            "0 3 * * *",
+            "target=prod",
+            "--approved-by",
+            "",
+            TASKS_OPTION,
+        ],
+        "runs a governance task",
+    ),
+    "update nothing": (["update", "nightly"], "nothing to update"),
+    "update option-named argument": (
+        ["update", "nightly", "timezone=UTC"],
+        "task argument 'timezone' has the name of a schedule option",
+    ),
+    "update bad kwargs JSON": (
+        ["update", "nightly", "--kwargs-json", "[1]"],
+        "invalid --kwargs-json",
+    ),
+    "update bad misfire": (
+        ["update", "nightly", "--misfire", "later"],
+        "invalid misfire policy 'later'",
+    ),
+    "history bad limit": (["history", "nightly", "--limit", "0"], "invalid limit 0"),
+    "preview bad count": (
+        ["preview", "0 9 * * *", "--count", "0"],
+        "invalid --count 0",
+    ),
+    "preview bad after": (
+        ["preview", "0 9 * * *", "--after", "tomorrow"],
+        "invalid --after 'tomorrow'",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "argv, expected", BAD_SCHEDULE_INPUT.values(), ids=BAD_SCHEDULE_INPUT.keys()
+)
+def test_schedules_bad_input_exits_2(
+    argv: list[str],
+    expected: str,
+    backend: str,
+    task_module: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_nightly(capsys, backend)
+    before = schedules_json(capsys, backend, "list")
+    code, out, err = schedules(capsys, backend, *argv)
+    assert_one_error_line(code, out, err, expected)
+    assert schedules_json(capsys, backend, "list") == before
+
+
+def test_schedules_redis_down_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    code, out, err = run_cli(capsys, "--backend", url, "schedules", "list")
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "redis://:***@127.0.0.1" in err
+    assert "hunter2" not in err
     assert "Traceback" not in err
 
 
