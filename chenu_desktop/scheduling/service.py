@@ -288,7 +288,8 @@ class SchedulerService:
         record.enabled = True
         record.anchor = now
         record.updated_at = now
-        self._store.put(record)
+        if not self._store.put(record):
+            raise ScheduleNotFoundError(name)
         logger.info("schedule %s enabled", name)
         self._wake.set()
         return self._info(record)
@@ -297,7 +298,8 @@ class SchedulerService:
         record = self._get(name)
         record.enabled = False
         record.updated_at = self._engine.clock()
-        self._store.put(record)
+        if not self._store.put(record):
+            raise ScheduleNotFoundError(name)
         logger.info("schedule %s disabled", name)
         self._wake.set()
         return self._info(record)
@@ -332,6 +334,7 @@ class SchedulerService:
             ScheduleEvent(name, EVENT_RUN_NOW, None, now, task_id=task_id)
         )
         record = self._get(name)
+        record.last_run = now
         record.last_task_id = task_id
         self._store.put(record)
         logger.info("schedule %s run now as task %s", name, task_id)
