@@ -1,0 +1,95 @@
+"""The columns of the task table and the text each shows for a record."""
+
+from __future__ import annotations
+
+import enum
+
+from ..models import TaskRecord
+from .style import format_duration, format_time, status_label
+
+
+class TaskColumn(enum.IntEnum):
+    """The columns of the task table, in order."""
+
+    ID = 0
+    TASK = 1
+    QUEUE = 2
+    PRIORITY = 3
+    STATUS = 4
+    ATTEMPTS = 5
+    CREATED = 6
+    STARTED = 7
+    DURATION = 8
+    PROGRESS = 9
+    WORKER = 10
+
+
+COLUMN_TITLES = {
+    TaskColumn.ID: "Id",
+    TaskColumn.TASK: "Task",
+    TaskColumn.QUEUE: "Queue",
+    TaskColumn.PRIORITY: "Priority",
+    TaskColumn.STATUS: "Status",
+    TaskColumn.ATTEMPTS: "Attempts",
+    TaskColumn.CREATED: "Created",
+    TaskColumn.STARTED: "Started",
+    TaskColumn.DURATION: "Duration",
+    TaskColumn.PROGRESS: "Progress",
+    TaskColumn.WORKER: "Worker",
+}
+#: Columns whose text is right-aligned.
+NUMERIC_COLUMNS = frozenset(
+    {TaskColumn.PRIORITY, TaskColumn.ATTEMPTS, TaskColumn.DURATION}
+)
+#: The only column the ledger can sort by.
+SORTABLE_COLUMN = TaskColumn.CREATED
+
+
+def cell_text(record: TaskRecord, column: TaskColumn) -> str:
+    """Return the text a cell of `column` shows for `record`."""
+    if column is TaskColumn.ID:
+        return record.task_id
+    if column is TaskColumn.TASK:
+        return record.task_name
+    if column is TaskColumn.QUEUE:
+        return record.queue.value
+    if column is TaskColumn.PRIORITY:
+        return str(record.priority)
+    if column is TaskColumn.STATUS:
+        text = status_label(record.status)
+        if record.cancel_requested and not record.status.is_final:
+            text += " (cancel requested)"
+        return text
+    if column is TaskColumn.ATTEMPTS:
+        return f"{record.attempts}/{record.max_retries + 1}"
+    if column is TaskColumn.CREATED:
+        return format_time(record.created_at)
+    if column is TaskColumn.STARTED:
+        return format_time(record.started_at)
+    if column is TaskColumn.DURATION:
+        return format_duration(record.duration_seconds)
+    if column is TaskColumn.PROGRESS:
+        if record.progress is None:
+            return ""
+        return f"{record.progress:.0%}"
+    return record.worker or ""
+
+
+def cell_tooltip(record: TaskRecord, column: TaskColumn) -> str | None:
+    """Return the tooltip of a cell, or None where the text says it all."""
+    if column is TaskColumn.STATUS and record.error:
+        return record.error
+    if column is TaskColumn.ATTEMPTS:
+        return f"attempt {record.attempts} of {record.max_retries + 1}"
+    if column is TaskColumn.PROGRESS and record.progress_message:
+        return record.progress_message
+    if column in (TaskColumn.ID, TaskColumn.TASK, TaskColumn.WORKER):
+        return cell_text(record, column) or None
+    return None
+
+
+def header_tooltip(column: TaskColumn) -> str:
+    """Return the header tooltip, which tells which column sorts."""
+    if column is SORTABLE_COLUMN:
+        return "Sorted by creation time: click to reverse the order"
+    return "Not sortable: only the Created column sorts"

@@ -1,0 +1,766 @@
+"""The task table's model: the ledger's tasks, read one page at a time."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QBrush
+
+from ..models import FINAL_STATUSES, Change, TaskFilter, TaskRecord, TaskStatus
+from .style import GOVERNANCE_TINT
+from .task_columns import (
+    COLUMN_TITLES,
+    NUMERIC_COLUMNS,
+    SORTABLE_COLUMN,
+    TaskColumn,
+    cell_text,
+    cell_tooltip,
+    header_tooltip,
+)
+from .task_reads import FirstPage, Location, Refresh, Resync, TaskListReader
+
+if TYPE_CHECKING:
+    from ..services import TaskService
+    from .background import BackgroundRunner
+
+logger = logging.getLogger("chenu.ui")
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+#: Rows read per storage call.
+PAGE_SIZE = 200
+#: Pages kept in memory; the least recently shown ones are dropped beyond this.
+MAX_CACHED_PAGES = 50
+#: Pages a resync reads again; the others are dropped and read when shown.
+MAX_RESYNC_PAGES = 10
+#: Changed rows re-read one by one at most; beyond this the model resyncs.
+MAX_REFRESHED_RECORDS = 200
+#: Delay before a page whose read failed is tried again.
+RETRY_DELAY_MS = 3000
+#: Statuses a record never leaves. LOST is final, but the reaper moves a
+#: lost task that is safe to repeat on to RETRYING.
+_SETTLED_STATUSES = FINAL_STATUSES - {TaskStatus.LOST}
+_PLACEHOLDER = "…"
+_RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+
+class TaskTableModel(QAbstractTableModel):
+    """The tasks matching a filter, newest first, read from the ledger on demand.
+
+    `rowCount` is the number of matching tasks. A row's record is read with
+    its page (`page_size` rows) when `data` first asks for it; until then the
+    row shows a placeholder and `RecordRole` is None. Every storage call
+    runs through the `BackgroundRunner`, so the GUI thread never waits on
+    storage.
+
+    Live updates (`apply_changes`) re-read the loaded rows that changed and
+    insert new tasks at the top of a newest-first view (at the end of an
+    oldest-first one). Changes that can move rows in or out of the middle
+    (deletions, or a status or text filter) make the model read the count
+    and its loaded pages again and apply them as one layout change, which
+    keeps persistent indexes, and so the view's selection, on their task ids.
+
+    Signals:
+        loading_changed(bool): the count of a new filter or order is being
+            read (True) or has arrived (False).
+        load_failed(str): a storage call failed; the payload is the message.
+        task_located(str, int): `locate` found the task id at this row.
+        locate_failed(str, str): `locate` did not find the task id; the
+            second payload is the message to show.
+    """
+
+    RecordRole = Qt.ItemDataRole.UserRole + 1
+    StatusRole = Qt.ItemDataRole.UserRole + 2
+    QueueRole = Qt.ItemDataRole.UserRole + 3
+    GovernanceRole = Qt.ItemDataRole.UserRole + 4
+    ProgressRole = Qt.ItemDataRole.UserRole + 5
+    TaskIdRole = Qt.ItemDataRole.UserRole + 6
+
+    loading_changed = Signal(bool)
+    load_failed = Signal(str)
+    task_located = Signal(str, int)
+    locate_failed = Signal(str, str)
+
+    def __init__(
+        self,
+        task_service: TaskService,
+        runner: BackgroundRunner,
+        page_size: int = PAGE_SIZE,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._reader = TaskListReader(task_service, page_size)
+        self._runner = runner
+        self._page_size = page_size
+        self._filter = TaskFilter()
+        self._ascending = False
+        #: One entry per row; None until the row's page has arrived.
+        self._records: list[TaskRecord | None] = []
+        self._row_by_id: dict[str, int] = {}
+        #: Bumped whenever rows move, so that reads started before are dropped.
+        self._version = 0
+        self._loading = False
+        self._loaded = False
+        self._pages_in_flight: set[int] = set()
+        #: Pages that arrived, least recently shown first.
+        self._page_use: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._failed_pages: set[int] = set()
+        self._pending_changes: list[Change] = []
+        self._resync_wanted = False
+        self._updating = False
+        self._pending_locates: list[str] = []
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.setInterval(RETRY_DELAY_MS)
+        self._retry_timer.timeout.connect(self._on_retry_timer_timeout)
+
+    # --- Qt model interface --------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._records)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(TaskColumn)
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return str(section + 1)
+            return None
+        if not 0 <= section < len(TaskColumn):
+            return None
+        column = TaskColumn(section)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMN_TITLES[column]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return header_tooltip(column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC_COLUMNS:
+            return _RIGHT_ALIGNED
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._records):
+            return None
+        page_number = index.row() // self._page_size
+        record = self._records[index.row()]
+        if record is None:
+            self._request_page(page_number)
+            if role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
+                return _PLACEHOLDER
+            return None
+        if page_number in self._page_use:
+            self._page_use.move_to_end(page_number)
+        return self._record_data(record, TaskColumn(index.column()), role)
+
+    def sort(
+        self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder
+    ) -> None:
+        """Sort by creation time; the other columns do not sort, so they are ignored."""
+        if column == SORTABLE_COLUMN:
+            self.set_ascending(order == Qt.SortOrder.AscendingOrder)
+
+    # --- public API ----------------------------------------------------------
+
+    @property
+    def task_filter(self) -> TaskFilter:
+        return self._filter
+
+    @property
+    def ascending(self) -> bool:
+        """Whether the oldest tasks come first (the default is newest first)."""
+        return self._ascending
+
+    @property
+    def page_size(self) -> int:
+        return self._page_size
+
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
+    def set_filter(self, task_filter: TaskFilter) -> None:
+        """Show the tasks matching `task_filter`, from the top."""
+        if task_filter == self._filter and self._loaded:
+            return
+        self._filter = task_filter
+        self._load()
+
+    def set_ascending(self, ascending: bool) -> None:
+        """Order by creation time, oldest first when `ascending`."""
+        if ascending == self._ascending and self._loaded:
+            return
+        self._ascending = ascending
+        self._load()
+
+    def reload(self) -> None:
+        """Read the count and loaded pages again, keeping rows on their task ids.
+
+        Before a first load has succeeded, start the load again instead.
+        """
+        self._failed_pages.clear()
+        if not self._loaded:
+            if not self._loading:
+                self._load()
+            return
+        self._request_resync()
+
+    def record_at(self, row: int) -> TaskRecord | None:
+        """Return the record of `row`, or None if it has not arrived yet."""
+        if 0 <= row < len(self._records):
+            return self._records[row]
+        return None
+
+    def row_of(self, task_id: str) -> int | None:
+        """Return the row of a loaded task, or None if it is not loaded."""
+        return self._row_by_id.get(task_id)
+
+    def apply_changes(self, changes: Sequence[Change]) -> None:
+        """Bring the rows up to date with entries of the change feed.
+
+        Changes that arrive while an update is being read wait for it, so a
+        burst costs one read round, not one per change.
+        """
+        if not changes:
+            return
+        self._pending_changes.extend(changes)
+        if self._loaded and not self._loading:
+            self._start_next_update()
+
+    def locate(self, task_id: str) -> None:
+        """Find the row of a task in the current filter and load its page.
+
+        Emits `task_located` with the row, or `locate_failed` with a message
+        when the task is unknown or does not match the filter.
+        """
+        if self._loading or not self._loaded:
+            self._pending_locates.append(task_id)
+            if not self._loading:
+                self._load()
+            return
+        self._start_locate(task_id, attempts_left=2)
+
+    # --- cells ---------------------------------------------------------------
+
+    def _record_data(self, record: TaskRecord, column: TaskColumn, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell_text(record, column)
+        if role == self.RecordRole:
+            return record
+        if role == self.TaskIdRole:
+            return record.task_id
+        if role == self.StatusRole:
+            return record.status
+        if role == self.QueueRole:
+            return record.queue
+        if role == self.GovernanceRole:
+            return record.requires_governance
+        if role == self.ProgressRole:
+            return record.progress
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return cell_tooltip(record, column)
+        if role == Qt.ItemDataRole.BackgroundRole and record.requires_governance:
+            return QBrush(GOVERNANCE_TINT)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC_COLUMNS:
+            return _RIGHT_ALIGNED
+        return None
+
+    # --- loading -------------------------------------------------------------
+
+    def _run(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        on_result: Callable[[Any], None],
+        on_error: Callable[[str], None],
+    ) -> bool:
+        """Run `function` in the background; return False if the runner is closed."""
+        future = self._runner.run(
+            function, *args, on_result=on_result, on_error=on_error
+        )
+        return future is not None
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self.loading_changed.emit(loading)
+
+    def _load(self) -> None:
+        """Drop every row, then read the count and the first page of the filter."""
+        self._version += 1
+        self.beginResetModel()
+        self._records = []
+        self._row_by_id = {}
+        self._pages_in_flight.clear()
+        self._page_use.clear()
+        self._failed_pages.clear()
+        self._resync_wanted = False
+        self._loaded = False
+        self.endResetModel()
+        self._set_loading(True)
+        version = self._version
+        started = self._run(
+            self._reader.first_page,
+            self._filter,
+            self._ascending,
+            on_result=lambda first: self._on_first_page_read(version, first),
+            on_error=lambda message: self._on_first_page_failed(version, message),
+        )
+        if not started:
+            self._set_loading(False)
+
+    def _on_first_page_read(self, version: int, first: FirstPage) -> None:
+        if version != self._version:
+            return
+        # A task stored between the two reads can make the page longer than
+        # the count. Its change arrives later and resyncs.
+        count = max(first.count, len(first.records))
+        if count:
+            self.beginInsertRows(QModelIndex(), 0, count - 1)
+            self._records = [None] * count
+            self._store(0, first.records)
+            self.endInsertRows()
+            self._page_use[0] = None
+        self._loaded = True
+        self._set_loading(False)
+        locates, self._pending_locates = self._pending_locates, []
+        for task_id in locates:
+            self._start_locate(task_id, attempts_left=2)
+        self._start_next_update()
+
+    def _on_first_page_failed(self, version: int, message: str) -> None:
+        if version != self._version:
+            return
+        self._set_loading(False)
+        logger.warning("reading the task list failed: %s", message)
+        self.load_failed.emit(message)
+        locates, self._pending_locates = self._pending_locates, []
+        for task_id in locates:
+            self.locate_failed.emit(task_id, message)
+
+    def _request_page(self, page_number: int) -> None:
+        if self._loading or page_number in self._pages_in_flight:
+            return
+        if page_number in self._failed_pages:
+            return
+        self._pages_in_flight.add(page_number)
+        version = self._version
+        started = self._run(
+            self._reader.page,
+            self._filter,
+            self._ascending,
+            page_number,
+            on_result=lambda records: self._on_page_read(version, page_number, records),
+            on_error=lambda message: self._on_page_failed(
+                version, page_number, message
+            ),
+        )
+        if not started:
+            self._pages_in_flight.discard(page_number)
+
+    def _on_page_read(
+        self, version: int, page_number: int, records: list[TaskRecord]
+    ) -> None:
+        self._pages_in_flight.discard(page_number)
+        first, last = self._page_rows(page_number)
+        if first > last:
+            return
+        if version != self._version:
+            # Rows moved while the page was read: make the view ask again.
+            self._emit_rows_changed(first, last)
+            return
+        consistent = self._store_page(page_number, records)
+        if not consistent or len(records) < last - first + 1:
+            # Tasks were stored or deleted since the count was read.
+            self._request_resync()
+
+    def _on_page_failed(self, version: int, page_number: int, message: str) -> None:
+        self._pages_in_flight.discard(page_number)
+        if version != self._version:
+            return
+        logger.warning(
+            "reading page %d of the task list failed: %s", page_number, message
+        )
+        self._failed_pages.add(page_number)
+        self._retry_timer.start()
+        self.load_failed.emit(message)
+
+    def _on_retry_timer_timeout(self) -> None:
+        failed, self._failed_pages = self._failed_pages, set()
+        for page_number in failed:
+            first, last = self._page_rows(page_number)
+            if first <= last:
+                self._emit_rows_changed(first, last)
+
+    # --- row bookkeeping -----------------------------------------------------
+
+    def _page_rows(self, page_number: int) -> tuple[int, int]:
+        """Return the first and last row of a page (last < first when it is empty)."""
+        first = page_number * self._page_size
+        last = min(first + self._page_size, len(self._records)) - 1
+        return first, last
+
+    def _store(self, offset: int, records: Iterable[TaskRecord]) -> bool:
+        """Put records into rows from `offset`; return False if an id was elsewhere."""
+        consistent = True
+        for row, record in enumerate(records, start=offset):
+            if row >= len(self._records):
+                break
+            old = self._records[row]
+            if old is not None and self._row_by_id.get(old.task_id) == row:
+                del self._row_by_id[old.task_id]
+            other_row = self._row_by_id.get(record.task_id)
+            if other_row is not None and other_row != row:
+                consistent = False
+                self._records[other_row] = None
+            self._records[row] = record
+            self._row_by_id[record.task_id] = row
+        return consistent
+
+    def _store_page(self, page_number: int, records: list[TaskRecord]) -> bool:
+        """Store a page that arrived and tell the views; see `_store`."""
+        first, last = self._page_rows(page_number)
+        consistent = self._store(first, records)
+        self._page_use[page_number] = None
+        self._page_use.move_to_end(page_number)
+        if first <= last:
+            self._emit_rows_changed(first, last)
+        self._evict_pages()
+        return consistent
+
+    def _evict_pages(self) -> None:
+        while len(self._page_use) > MAX_CACHED_PAGES:
+            page_number, _ = self._page_use.popitem(last=False)
+            first, last = self._page_rows(page_number)
+            for row in range(first, last + 1):
+                record = self._records[row]
+                if record is not None:
+                    self._row_by_id.pop(record.task_id, None)
+                    self._records[row] = None
+            if first <= last:
+                self._emit_rows_changed(first, last)
+
+    def _emit_rows_changed(self, first: int, last: int) -> None:
+        self.dataChanged.emit(
+            self.index(first, 0), self.index(last, len(TaskColumn) - 1)
+        )
+
+    # --- live updates --------------------------------------------------------
+
+    def _request_resync(self) -> None:
+        self._resync_wanted = True
+        if self._loaded and not self._loading:
+            self._start_next_update()
+
+    def _start_next_update(self) -> None:
+        """Start the next update round unless one is being read."""
+        if self._updating:
+            return
+        if self._resync_wanted:
+            self._pending_changes.clear()
+            self._start_resync()
+            return
+        if not self._pending_changes:
+            return
+        changes, self._pending_changes = self._pending_changes, []
+        plan = self._plan_refresh(changes)
+        if plan is None:
+            self._start_resync()
+            return
+        task_ids, may_add = plan
+        if task_ids or may_add:
+            self._start_refresh(task_ids, may_add)
+
+    def _plan_refresh(self, changes: list[Change]) -> tuple[list[str], bool] | None:
+        """Return the loaded ids to re-read and whether new tasks may have come.
+
+        Returns None when the changes may move rows in or out of the middle
+        of the list, which only a resync can place.
+        """
+        task_filter = self._filter
+        relevant = [
+            change
+            for change in changes
+            if task_filter.queue is None or change.queue is task_filter.queue
+        ]
+        if any(change.deleted for change in relevant):
+            return None
+        if relevant and task_filter.text:
+            # A new error message can bring any task into a text search.
+            return None
+        loaded: dict[str, None] = {}
+        may_add = False
+        for change in relevant:
+            row = self._row_by_id.get(change.task_id)
+            if row is not None:
+                record = self._records[row]
+                if task_filter.status is not None and (
+                    change.status is not task_filter.status
+                    or (record is not None and record.status is not task_filter.status)
+                ):
+                    return None
+                loaded[change.task_id] = None
+            elif task_filter.status is None:
+                may_add = True
+            elif not (
+                task_filter.status in _SETTLED_STATUSES
+                and change.status is not task_filter.status
+            ):
+                return None
+            # Otherwise the task cannot have left the status, so it was never listed.
+        if len(loaded) > MAX_REFRESHED_RECORDS:
+            return None
+        return list(loaded), may_add
+
+    def _start_refresh(self, task_ids: list[str], may_add: bool) -> None:
+        self._updating = True
+        version = self._version
+        started = self._run(
+            self._reader.refresh,
+            self._filter,
+            self._ascending,
+            task_ids,
+            len(self._records) if may_add else None,
+            on_result=lambda refresh: self._on_refresh_read(version, refresh),
+            on_error=lambda message: self._on_update_failed(version, message),
+        )
+        if not started:
+            self._updating = False
+
+    def _on_refresh_read(self, version: int, refresh: Refresh) -> None:
+        self._updating = False
+        if version != self._version:
+            self._start_next_update()
+            return
+        records = [record for record in refresh.records.values() if record]
+        if len(records) < len(refresh.records):
+            self._request_resync()
+            return
+        self._replace_records(records)
+        count = refresh.count
+        if count is not None and count != len(self._records):
+            if not self._place_new_rows(count, refresh.newest):
+                self._request_resync()
+                return
+        self._start_next_update()
+
+    def _replace_records(self, records: list[TaskRecord]) -> None:
+        rows = []
+        for record in records:
+            row = self._row_by_id.get(record.task_id)
+            if row is not None:
+                self._records[row] = record
+                rows.append(row)
+        for first, last in _runs(sorted(rows)):
+            self._emit_rows_changed(first, last)
+
+    def _place_new_rows(self, count: int, newest: list[TaskRecord] | None) -> bool:
+        """Insert the rows of new tasks; return False if they cannot be placed.
+
+        NOTE: a page read after new tasks were stored but before their
+        changes arrive sits one row per new task too high. Pages next to a
+        loaded row catch this as a repeated id and resync; a far page that
+        has no loaded neighbour keeps the offset until the next resync.
+        """
+        old_count = len(self._records)
+        added = count - old_count
+        if added <= 0:
+            return False
+        if self._ascending:
+            # New tasks are the newest, so they go at the end.
+            self.beginInsertRows(QModelIndex(), old_count, count - 1)
+            self._records.extend([None] * added)
+            self.endInsertRows()
+            return True
+        if newest is None:
+            return False
+        if old_count:
+            top = self._records[0]
+            if top is None or len(newest) != added + 1:
+                return False
+            if newest[added].task_id != top.task_id:
+                return False
+        elif len(newest) != added:
+            return False
+        self._insert_at_top(newest[:added])
+        return True
+
+    def _insert_at_top(self, records: list[TaskRecord]) -> None:
+        added = len(records)
+        self.beginInsertRows(QModelIndex(), 0, added - 1)
+        self._records[0:0] = records
+        self._row_by_id = {
+            record.task_id: row
+            for row, record in enumerate(self._records)
+            if record is not None
+        }
+        # Renumber the pages: rows moved down by `added`.
+        size = self._page_size
+        shifted: collections.OrderedDict[int, None] = collections.OrderedDict()
+        shifted[0] = None
+        for page_number in self._page_use:
+            shifted[(page_number * size + added) // size] = None
+            shifted[((page_number + 1) * size - 1 + added) // size] = None
+        self._page_use = shifted
+        self._pages_in_flight.clear()
+        self._failed_pages.clear()
+        self._version += 1
+        self.endInsertRows()
+
+    def _start_resync(self) -> None:
+        self._resync_wanted = False
+        self._updating = True
+        version = self._version
+        started = self._run(
+            self._reader.resync,
+            self._filter,
+            self._ascending,
+            list(self._page_use)[-MAX_RESYNC_PAGES:],
+            on_result=lambda resync: self._on_resync_read(version, resync),
+            on_error=lambda message: self._on_update_failed(version, message),
+        )
+        if not started:
+            self._updating = False
+
+    def _on_resync_read(self, version: int, resync: Resync) -> None:
+        self._updating = False
+        if version == self._version:
+            self._apply_resync(resync)
+        self._start_next_update()
+
+    def _apply_resync(self, resync: Resync) -> None:
+        """Show a fresh count and pages in one layout change, rows kept on their ids."""
+        count = resync.count
+        new_records: list[TaskRecord | None] = [None] * count
+        for page_number, records in resync.pages.items():
+            for row, record in enumerate(records, start=page_number * self._page_size):
+                if row < count:
+                    new_records[row] = record
+        new_rows = {
+            record.task_id: row
+            for row, record in enumerate(new_records)
+            if record is not None
+        }
+        old_count = len(self._records)
+        if count > old_count:
+            self.beginInsertRows(QModelIndex(), old_count, count - 1)
+            self._records.extend([None] * (count - old_count))
+            self.endInsertRows()
+
+        self.layoutAboutToBeChanged.emit()
+        old_indexes = self.persistentIndexList()
+        new_indexes = [
+            self._moved_index(index, new_rows, count) for index in old_indexes
+        ]
+        self._records = new_records + [None] * max(0, old_count - count)
+        self._row_by_id = new_rows
+        self.changePersistentIndexList(old_indexes, new_indexes)
+        self._page_use = collections.OrderedDict.fromkeys(resync.pages)
+        self._pages_in_flight.clear()
+        self._failed_pages.clear()
+        self._version += 1
+        self.layoutChanged.emit()
+
+        if count < old_count:
+            self.beginRemoveRows(QModelIndex(), count, old_count - 1)
+            del self._records[count:]
+            self.endRemoveRows()
+
+    def _moved_index(
+        self, index: QModelIndex, new_rows: dict[str, int], count: int
+    ) -> QModelIndex:
+        record = self.record_at(index.row())
+        if record is None:
+            # A row that was not loaded has no id to follow: it keeps its number.
+            return index if index.row() < count else QModelIndex()
+        row = new_rows.get(record.task_id)
+        if row is None:
+            return QModelIndex()
+        return self.index(row, index.column())
+
+    def _on_update_failed(self, version: int, message: str) -> None:
+        self._updating = False
+        logger.warning("updating the task list failed: %s", message)
+        self.load_failed.emit(message)
+        if version == self._version:
+            # The next change, or reload(), tries again with a resync.
+            self._resync_wanted = True
+
+    # --- locating a task -----------------------------------------------------
+
+    def _start_locate(self, task_id: str, attempts_left: int) -> None:
+        version = self._version
+        started = self._run(
+            self._reader.locate,
+            self._filter,
+            self._ascending,
+            task_id,
+            on_result=lambda location: self._on_location_read(
+                version, task_id, attempts_left, location
+            ),
+            on_error=lambda message: self.locate_failed.emit(task_id, message),
+        )
+        if not started:
+            self.locate_failed.emit(task_id, "the task list is closed")
+
+    def _on_location_read(
+        self,
+        version: int,
+        task_id: str,
+        attempts_left: int,
+        location: Location | None,
+    ) -> None:
+        not_listed = f"task {task_id} does not match the current filters"
+        if location is None:
+            self.locate_failed.emit(task_id, not_listed)
+            return
+        first, _ = self._page_rows(location.page_number)
+        if version != self._version or first >= len(self._records):
+            # Rows moved while the position was read: read it again.
+            if attempts_left > 0:
+                self._start_locate(task_id, attempts_left - 1)
+            else:
+                self.locate_failed.emit(
+                    task_id, f"task {task_id} kept moving while it was located"
+                )
+            return
+        consistent = self._store_page(location.page_number, location.page)
+        row = self._row_by_id.get(task_id)
+        if row is None:
+            self.locate_failed.emit(task_id, not_listed)
+        else:
+            self.task_located.emit(task_id, row)
+        if not consistent:
+            self._request_resync()
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Return (first, last) of each run of consecutive numbers in sorted `rows`."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and row == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], row)
+        elif not runs or row != runs[-1][1]:
+            runs.append((row, row))
+    return runs

@@ -1,0 +1,426 @@
+"""The task table model: paging, order, filters and live updates on a real ledger."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+
+from chenu_desktop import TaskQueue, TaskStatus, background_task
+from chenu_desktop.engine import Engine
+from chenu_desktop.models import TaskFilter, TaskRecord
+from chenu_desktop.ui.background import BackgroundRunner
+from chenu_desktop.ui.feed import EngineFeed
+from chenu_desktop.ui.task_columns import TaskColumn
+from chenu_desktop.ui.task_model import TaskTableModel
+
+#: A fixed time for inserted records (November 2023, in POSIX seconds).
+T0 = 1_700_000_000.0
+
+_gates: dict[str, threading.Event] = {}
+
+
+@background_task(name="tm_echo", queue=TaskQueue.DEFAULT)
+def echo(value: int) -> int:
+    return value
+
+
+@background_task(name="tm_hold", queue=TaskQueue.HIGH)
+def hold(key: str) -> str:
+    _gates.setdefault(key, threading.Event()).wait(10)
+    return key
+
+
+class CountingService:
+    """Wraps a task service and records the pages the model reads."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+        self.pages: list[tuple[int, int]] = []
+        self.counts = 0
+
+    def list_tasks(self, **kwargs: Any) -> list[TaskRecord]:
+        records = self._service.list_tasks(**kwargs)
+        self.pages.append((kwargs.get("offset", 0), len(records)))
+        return records
+
+    def count_tasks(self, **kwargs: Any) -> int:
+        self.counts += 1
+        return self._service.count_tasks(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+
+def make_record(number: int, **fields: Any) -> TaskRecord:
+    fields.setdefault("queue", TaskQueue.DEFAULT)
+    fields.setdefault("status", TaskStatus.PENDING)
+    created = fields.pop("created_at", T0 + number)
+    return TaskRecord(
+        task_id=f"task-{number:06d}",
+        task_name=fields.pop("task_name", "reports.build"),
+        priority=6,
+        created_at=created,
+        updated_at=created,
+        history=[[fields["status"].value, created]],
+        **fields,
+    )
+
+
+def insert(engine: Engine, records: list[TaskRecord]) -> None:
+    ledger: Any = engine.ledger
+    ledger.insert_many(records)
+
+
+def open_model(
+    qtbot: Any, service: Any, runner: BackgroundRunner, **options: Any
+) -> TaskTableModel:
+    model = TaskTableModel(service, runner, **options)
+    model.reload()
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=5000)
+    return model
+
+
+def load_all_rows(qtbot: Any, model: TaskTableModel) -> None:
+    for row in range(model.rowCount()):
+        model.data(model.index(row, 0))
+    qtbot.waitUntil(
+        lambda: all(model.record_at(r) for r in range(model.rowCount())), timeout=5000
+    )
+
+
+def ids(model: TaskTableModel) -> list[str]:
+    return [model.record_at(row).task_id for row in range(model.rowCount())]
+
+
+@pytest.fixture
+def feed(ui_engine: Engine, runner: BackgroundRunner) -> Iterator[EngineFeed]:
+    feed = EngineFeed(ui_engine, runner, change_interval_ms=30)
+    feed.start()
+    try:
+        yield feed
+    finally:
+        feed.stop()
+
+
+def test_model_passes_model_tester(
+    qtbot, qtmodeltester, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, [make_record(n) for n in range(30)])
+    model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
+    load_all_rows(qtbot, model)
+
+    qtmodeltester.check(model)
+
+    assert model.rowCount() == 30
+    assert model.columnCount() == len(TaskColumn)
+
+
+def test_model_roles(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> None:
+    insert(
+        idle_engine,
+        [
+            make_record(
+                1,
+                queue=TaskQueue.GOVERNANCE,
+                status=TaskStatus.RUNNING,
+                requires_governance=True,
+                progress=0.25,
+                progress_message="a quarter",
+            )
+        ],
+    )
+    model = open_model(qtbot, idle_engine.task_service, runner)
+    index = model.index(0, TaskColumn.PROGRESS)
+
+    assert model.data(index, TaskTableModel.RecordRole).task_id == "task-000001"
+    assert model.data(index, TaskTableModel.StatusRole) is TaskStatus.RUNNING
+    assert model.data(index, TaskTableModel.QueueRole) is TaskQueue.GOVERNANCE
+    assert model.data(index, TaskTableModel.GovernanceRole) is True
+    assert model.data(index, TaskTableModel.ProgressRole) == 0.25
+    assert model.data(index) == "25%"
+    assert model.data(index, Qt.ItemDataRole.ToolTipRole) == "a quarter"
+    assert model.data(index, Qt.ItemDataRole.BackgroundRole) is not None
+
+
+def test_open_100k_reads_one_page(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    total = 100_000
+    insert(idle_engine, [make_record(n) for n in range(total)])
+    service = CountingService(idle_engine.task_service)
+    started = time.monotonic()
+
+    model = open_model(qtbot, service, runner)
+
+    opened_in = time.monotonic() - started
+    assert model.rowCount() == total
+    assert service.pages == [(0, 200)]
+    assert model.record_at(0).task_id == f"task-{total - 1:06d}"
+    assert model.record_at(200) is None
+    assert opened_in < 5
+
+    assert model.data(model.index(total - 1, 0)) == "…"
+    qtbot.waitUntil(lambda: model.record_at(total - 1) is not None, timeout=5000)
+    assert model.record_at(total - 1).task_id == "task-000000"
+    assert service.pages == [(0, 200), (99_800, 200)]
+    assert model.record_at(99_799) is None
+
+
+def test_newest_first_by_default(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, [make_record(n) for n in (3, 1, 4, 0, 2)])
+    model = open_model(qtbot, idle_engine.task_service, runner)
+    load_all_rows(qtbot, model)
+
+    assert not model.ascending
+    assert ids(model) == [f"task-{n:06d}" for n in (4, 3, 2, 1, 0)]
+
+
+def test_sort_by_created_ascending(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, [make_record(n) for n in range(25)])
+    model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
+
+    model.sort(TaskColumn.CREATED, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 25)
+    load_all_rows(qtbot, model)
+
+    assert model.ascending
+    assert ids(model) == [f"task-{n:06d}" for n in range(25)]
+
+    model.sort(TaskColumn.STATUS, Qt.SortOrder.DescendingOrder)
+    assert model.ascending
+
+    model.sort(TaskColumn.CREATED, Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 25)
+    load_all_rows(qtbot, model)
+    assert ids(model) == [f"task-{n:06d}" for n in reversed(range(25))]
+
+
+def test_header_says_which_column_sorts(
+    idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    model = TaskTableModel(idle_engine.task_service, runner)
+    horizontal = Qt.Orientation.Horizontal
+    tooltip = Qt.ItemDataRole.ToolTipRole
+
+    created = model.headerData(TaskColumn.CREATED, horizontal, tooltip)
+    status = model.headerData(TaskColumn.STATUS, horizontal, tooltip)
+
+    assert "reverse" in created
+    assert "only the Created column sorts" in status
+
+
+@pytest.mark.parametrize(
+    ("task_filter", "expected"),
+    [
+        (TaskFilter(status=TaskStatus.FAILURE), {"task-000001", "task-000004"}),
+        (TaskFilter(queue=TaskQueue.HIGH), {"task-000002", "task-000004"}),
+        (TaskFilter(text="task-00000"), {f"task-00000{n}" for n in range(6)}),
+        (TaskFilter(text="mail"), {"task-000003"}),
+        (TaskFilter(text="disk full"), {"task-000001"}),
+        (TaskFilter(status=TaskStatus.FAILURE, queue=TaskQueue.HIGH), {"task-000004"}),
+    ],
+)
+def test_filters(
+    qtbot,
+    idle_engine: Engine,
+    runner: BackgroundRunner,
+    task_filter: TaskFilter,
+    expected: set[str],
+) -> None:
+    insert(
+        idle_engine,
+        [
+            make_record(0),
+            make_record(1, status=TaskStatus.FAILURE, error="OSError: disk full"),
+            make_record(2, queue=TaskQueue.HIGH),
+            make_record(3, task_name="mail.send"),
+            make_record(4, queue=TaskQueue.HIGH, status=TaskStatus.FAILURE),
+            make_record(5, status=TaskStatus.SUCCESS),
+        ],
+    )
+    model = open_model(qtbot, idle_engine.task_service, runner)
+
+    model.set_filter(task_filter)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=5000)
+    load_all_rows(qtbot, model)
+
+    assert model.task_filter == task_filter
+    assert set(ids(model)) == expected
+
+
+def test_live_runs_insert_rows_at_top(
+    qtbot, ui_engine: Engine, runner: BackgroundRunner, feed: EngineFeed
+) -> None:
+    service = ui_engine.task_service
+    first = [service.submit("tm_echo", args=[n]) for n in range(3)]
+    model = open_model(qtbot, service, runner)
+    feed.changes_arrived.connect(model.apply_changes)
+    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=5000)
+    selection = QItemSelectionModel(model)
+    selected_id = model.record_at(1).task_id
+    selection.select(
+        model.index(1, 0),
+        QItemSelectionModel.SelectionFlag.Select
+        | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    inserted: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _, start, end: inserted.append((start, end)))
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+
+    later = [service.submit("tm_echo", args=[n]) for n in range(3, 6)]
+
+    qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: all(
+            model.record_at(r) and model.record_at(r).status is TaskStatus.SUCCESS
+            for r in range(6)
+        ),
+        timeout=10_000,
+    )
+    assert set(ids(model)[:3]) == set(later)
+    assert set(ids(model)[3:]) == set(first)
+    assert all(start == 0 for start, _ in inserted)
+    assert resets == []
+    rows = [index.row() for index in selection.selectedRows()]
+    assert rows == [model.row_of(selected_id)]
+    assert model.row_of(selected_id) == 4
+
+
+def test_live_update_changes_only_its_rows(
+    qtbot, ui_engine: Engine, runner: BackgroundRunner, feed: EngineFeed
+) -> None:
+    service = ui_engine.task_service
+    for n in range(5):
+        service.submit("tm_echo", args=[n])
+    qtbot.waitUntil(
+        lambda: service.count_tasks(status=TaskStatus.SUCCESS) == 5, timeout=10_000
+    )
+    held = service.submit("tm_hold", args=["changes-only-its-rows"])
+    model = open_model(qtbot, service, runner)
+    feed.changes_arrived.connect(model.apply_changes)
+    changed: list[tuple[int, int]] = []
+    model.dataChanged.connect(
+        lambda top, bottom, roles=(): changed.append((top.row(), bottom.row()))
+    )
+    qtbot.waitUntil(
+        lambda: model.record_at(0).status is TaskStatus.RUNNING, timeout=10_000
+    )
+
+    _gates.setdefault("changes-only-its-rows", threading.Event()).set()
+
+    qtbot.waitUntil(
+        lambda: model.record_at(0).status is TaskStatus.SUCCESS, timeout=10_000
+    )
+    assert model.record_at(0).task_id == held
+    assert model.record_at(0).result == "changes-only-its-rows"
+    assert changed
+    assert set(changed) == {(0, 0)}
+
+
+def test_status_filter_resyncs_keeping_selection(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    service = idle_engine.task_service
+    submitted = [service.submit("tm_echo", args=[n]) for n in range(6)]
+    model = open_model(qtbot, service, runner)
+    model.set_filter(TaskFilter(status=TaskStatus.PENDING))
+    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 6)
+    load_all_rows(qtbot, model)
+    selection = QItemSelectionModel(model)
+    keep = submitted[1]
+    selection.select(
+        model.index(model.row_of(keep), 0),
+        QItemSelectionModel.SelectionFlag.Select
+        | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    since = idle_engine.ledger.last_seq()
+
+    service.cancel(submitted[4])
+    service.cancel(submitted[0])
+    model.apply_changes(idle_engine.changes(since).changes)
+
+    qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=5000)
+    assert set(ids(model)) == set(submitted[1:4] + submitted[5:])
+    assert [index.row() for index in selection.selectedRows()] == [model.row_of(keep)]
+    assert model.record_at(selection.selectedRows()[0].row()).task_id == keep
+
+
+def test_settled_status_filter_ignores_other_tasks(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    service = CountingService(idle_engine.task_service)
+    cancelled = idle_engine.task_service.submit("tm_echo", args=[1])
+    idle_engine.task_service.cancel(cancelled)
+    model = open_model(qtbot, service, runner)
+    model.set_filter(TaskFilter(status=TaskStatus.CANCELLED))
+    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 1)
+    since = idle_engine.ledger.last_seq()
+    reads = len(service.pages)
+
+    idle_engine.task_service.submit("tm_echo", args=[2])
+    model.apply_changes(idle_engine.changes(since).changes)
+    qtbot.wait(50)  # no read may start, so there is no signal to wait for
+
+    assert len(service.pages) == reads
+    assert model.rowCount() == 1
+
+
+def test_reload_keeps_rows_on_their_ids(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    finished = {"status": TaskStatus.SUCCESS, "finished_at": T0}
+    insert(
+        idle_engine,
+        [make_record(n, **finished) for n in range(2)]
+        + [make_record(n) for n in range(2, 10)],
+    )
+    model = open_model(qtbot, idle_engine.task_service, runner)
+    selection = QItemSelectionModel(model)
+    selection.setCurrentIndex(
+        model.index(3, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
+    current_id = model.record_at(3).task_id
+    insert(idle_engine, [make_record(n) for n in range(100, 102)])
+    ledger: Any = idle_engine.ledger
+    ledger.delete_finished_before(T0 + 10_000)
+
+    with qtbot.waitSignal(model.layoutChanged, timeout=5000):
+        model.reload()
+
+    assert model.rowCount() == 10
+    assert selection.currentIndex().row() == 5
+    assert model.record_at(5).task_id == current_id
+
+
+def test_locate_far_row(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> None:
+    insert(idle_engine, [make_record(n) for n in range(5000)])
+    model = open_model(qtbot, idle_engine.task_service, runner)
+
+    with qtbot.waitSignal(model.task_located, timeout=5000) as located:
+        model.locate("task-000123")
+
+    row = 5000 - 1 - 123
+    assert located.args == ["task-000123", row]
+    assert model.record_at(row).task_id == "task-000123"
+
+
+def test_locate_unknown_id(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    model = open_model(qtbot, idle_engine.task_service, runner)
+
+    with qtbot.waitSignal(model.locate_failed, timeout=5000) as failed:
+        model.locate("no-such-task")
+
+    assert failed.args[0] == "no-such-task"
+    assert "not found" in failed.args[1]
