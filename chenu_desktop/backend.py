@@ -17,7 +17,7 @@ from huey.registry import Message
 from huey.serializer import Serializer
 from huey.storage import SqliteStorage
 
-from .errors import InvalidBackendError
+from .errors import BackendUnavailableError, InvalidBackendError
 from .ledger.base import Ledger
 from .scheduling.store import ScheduleStore
 from .models import TaskQueue
@@ -42,14 +42,46 @@ class BackendSpec:
 def mask_url(url: str) -> str:
     """Return the URL with any password replaced by ``***``."""
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    credentials, _, host = parts.netloc.rpartition("@")
+    if ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _check_redis_url(text: str) -> None:
+    """Reject Redis URLs that redis-py would misread or fail on later."""
+    shown = mask_url(text)
+    parts = urllib.parse.urlsplit(text)
+    fix = "use redis://[:PASSWORD@]HOST:PORT/DB, for example redis://127.0.0.1:6379/0"
+    if parts.scheme in ("redis", "rediss"):
+        if parts.netloc.endswith(":"):
+            raise InvalidBackendError(
+                f"invalid Redis URL {shown!r}: the port is empty; {fix}"
+            )
+        try:
+            parts.port
+        except ValueError:
+            raise InvalidBackendError(
+                f"invalid Redis URL {shown!r}: the port is not a number; {fix}"
+            ) from None
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise InvalidBackendError(
+                f"invalid Redis URL {shown!r}: database {database!r} is not a number; {fix}"
+            )
+    try:
+        pool = redis.ConnectionPool.from_url(text)
+        # Builds a connection object without connecting; unknown query
+        # options fail here rather than at the first command.
+        pool.make_connection()
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).replace(text, shown)
+        raise InvalidBackendError(
+            f"invalid Redis URL {shown!r}: {reason}; {fix}"
+        ) from None
 
 
 def parse_backend(url: str) -> BackendSpec:
@@ -65,12 +97,7 @@ def parse_backend(url: str) -> BackendSpec:
         )
     scheme = text.split(":", 1)[0].lower() if "://" in text else ""
     if scheme in ("redis", "rediss", "unix"):
-        try:
-            redis.ConnectionPool.from_url(text)
-        except ValueError as exc:
-            raise InvalidBackendError(
-                f"invalid Redis URL {mask_url(text)!r}: {exc}; use redis://HOST:6379/0"
-            ) from None
+        _check_redis_url(text)
         return BackendSpec("redis", text)
     if scheme == "sqlite":
         raw = text[len("sqlite://") :]
@@ -184,11 +211,33 @@ def create_huey(spec: BackendSpec, namespace: str, queue: TaskQueue) -> Huey:
 
 
 def create_ledger(spec: BackendSpec, namespace: str, change_retention: int) -> Ledger:
+    """Open the ledger of the backend.
+
+    Raises:
+        InvalidBackendError: The SQLite file exists but is not a database.
+        BackendUnavailableError: The SQLite file cannot be created or opened.
+    """
     if spec.kind == "sqlite":
         from .ledger.sqlite_ledger import SqliteLedger
 
         assert spec.path is not None
-        return SqliteLedger(spec.path, change_retention=change_retention)
+        try:
+            return SqliteLedger(spec.path, change_retention=change_retention)
+        except sqlite3.OperationalError as exc:
+            raise BackendUnavailableError(
+                f"opening {spec.path} failed ({exc}): check that its folder exists "
+                "and that you may write there, or pass another path with --backend"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise InvalidBackendError(
+                f"{spec.path} is not a SQLite database ({exc}): pass another file "
+                "with --backend; the file was left unchanged"
+            ) from None
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"opening {spec.path} failed ({exc}): check that its folder can be "
+                "created and written, or pass another path with --backend"
+            ) from exc
     from .ledger.redis_ledger import RedisLedger
 
     client = redis.Redis.from_url(spec.url)

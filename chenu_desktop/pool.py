@@ -30,6 +30,47 @@ _MIN_POLL = 0.01
 _SCHEDULE_INTERVAL = 0.5
 
 
+class ErrorThrottle:
+    """Logs the first failure of a loop with its traceback, then a count per interval.
+
+    A backend outage makes every worker fail on every pass; without this the
+    log would fill with identical tracebacks.
+    """
+
+    def __init__(self, description: str, interval: float = 60.0) -> None:
+        self.description = description
+        self.interval = interval
+        self._failures = 0
+        self._since_report = 0
+        self._next_report = 0.0
+
+    def failed(self) -> None:
+        """Record a failure; call from inside the ``except`` block."""
+        self._failures += 1
+        self._since_report += 1
+        now = time.monotonic()
+        if self._failures == 1:
+            logger.exception("%s failed", self.description)
+            self._since_report = 0
+            self._next_report = now + self.interval
+        elif now >= self._next_report:
+            logger.error(
+                "%s still failing: %d more failures in the last %.0f s",
+                self.description,
+                self._since_report,
+                self.interval,
+            )
+            self._since_report = 0
+            self._next_report = now + self.interval
+
+    def succeeded(self) -> None:
+        if self._failures:
+            logger.info(
+                "%s works again after %d failures", self.description, self._failures
+            )
+        self._failures = 0
+
+
 class WakeSignal:
     """Wakes idle workers of one queue when this process enqueues a message.
 
@@ -119,6 +160,9 @@ class WorkerThread(threading.Thread):
         runtime = self.runtime
         huey = runtime.huey
         delay = _MIN_POLL
+        throttle = ErrorThrottle(
+            f"worker {self.worker_id} reading queue {runtime.queue.value}"
+        )
         logger.debug("worker %s started", self.worker_id)
         while not self.stop_event.is_set():
             if runtime.paused:
@@ -127,14 +171,11 @@ class WorkerThread(threading.Thread):
             try:
                 task = huey.dequeue()
             except Exception:
-                logger.exception(
-                    "worker %s could not read queue %s",
-                    self.worker_id,
-                    runtime.queue.value,
-                )
+                throttle.failed()
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
+            throttle.succeeded()
             if task is None:
                 if not huey.storage.blocking:
                     if runtime.wake.wait(delay):
@@ -180,16 +221,16 @@ class SchedulerThread(threading.Thread):
     def run(self) -> None:
         runtime = self.runtime
         engine = runtime.pool.engine
+        throttle = ErrorThrottle(f"reading the schedule of queue {runtime.queue.value}")
         while not self.stop_event.wait(_SCHEDULE_INTERVAL):
             try:
                 due = runtime.huey.read_schedule(
                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
                 )
             except Exception:
-                logger.exception(
-                    "reading the schedule of queue %s failed", runtime.queue.value
-                )
+                throttle.failed()
                 continue
+            throttle.succeeded()
             for task in due:
                 try:
                     runtime.huey.enqueue(task)
@@ -422,10 +463,12 @@ class WorkerPool:
                 logger.info("task %s: cancel requested, telling the task", task_id)
                 context.request_cancel()
 
-    def _settle_lost(self) -> None:
+    def _settle_lost(self, raise_errors: bool = False) -> None:
         try:
             settled = self.reaper.settle()
         except Exception:
+            if raise_errors:
+                raise
             logger.exception("settling tasks of dead workers failed")
             return
         if settled:
@@ -434,6 +477,9 @@ class WorkerPool:
     def _monitor_loop(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
         next_settle = time.monotonic() + self.heartbeat_interval * 2.5
+        throttle = ErrorThrottle(
+            "the worker pool monitor (heartbeats, pauses, cancels)"
+        )
         while not self._monitor_stop.wait(min(0.5, self.heartbeat_interval)):
             try:
                 self._sync_paused()
@@ -449,6 +495,7 @@ class WorkerPool:
                     self.publish_heartbeats()
                 if time.monotonic() >= next_settle:
                     next_settle = time.monotonic() + self.heartbeat_interval * 2.5
-                    self._settle_lost()
+                    self._settle_lost(raise_errors=True)
+                throttle.succeeded()
             except Exception:
-                logger.exception("worker pool monitor failed; trying again")
+                throttle.failed()

@@ -88,8 +88,27 @@ def _timestamp(value: dt.datetime | float | int | None, name: str) -> float | No
 BACKEND_ERRORS: tuple[type[BaseException], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
+    redis.ResponseError,
     sqlite3.OperationalError,
 )
+
+
+def backend_error_message(action: str, backend: str, exc: BaseException) -> str:
+    """Describe a backend failure with the likely fix."""
+    if isinstance(exc, redis.AuthenticationError):
+        return (
+            f"{action} failed: the backend {backend} rejected the credentials ({exc}); "
+            "check the password in the backend URL"
+        )
+    if isinstance(exc, redis.ResponseError):
+        return (
+            f"{action} failed: the backend {backend} returned an error ({exc}); "
+            "check the database number and options in the backend URL"
+        )
+    return (
+        f"{action} failed: the backend {backend} did not answer ({exc}); "
+        "try again once it is reachable"
+    )
 
 
 def wrap_backend_errors(cls: type) -> type:
@@ -105,8 +124,7 @@ def wrap_backend_errors(cls: type) -> type:
                 return __method(self, *args, **kwargs)
             except BACKEND_ERRORS as exc:
                 raise BackendUnavailableError(
-                    f"{__method.__name__} failed: the backend {self.backend_display} "
-                    f"did not answer ({exc}); try again once it is reachable"
+                    backend_error_message(__method.__name__, self.backend_display, exc)
                 ) from exc
 
         functools.update_wrapper(wrapped, method)

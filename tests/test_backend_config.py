@@ -40,6 +40,10 @@ def test_redis_url_accepted() -> None:
         ("postgres://db/x", "unsupported backend scheme 'postgres'"),
         ("sqlite://", "names no file"),
         ("redis://127.0.0.1:notaport/0", "invalid Redis URL"),
+        ("redis://127.0.0.1:6390/abc", "database 'abc' is not a number"),
+        ("redis://127.0.0.1:/0", "the port is empty"),
+        ("redis://127.0.0.1:6390/0?colour=red", "colour"),
+        ("redis://:s3cret@127.0.0.1:notaport/0", r"redis://:\*\*\*@127.0.0.1:notaport/0"),
     ],
 )
 def test_bad_backend_rejected(url: str, message: str) -> None:
@@ -120,3 +124,37 @@ def test_default_engine_uses_user_data_dir() -> None:
         assert engine.spec.path.is_file()
     finally:
         engine.close()
+
+
+def test_bad_redis_url_hides_password() -> None:
+    with pytest.raises(InvalidBackendError) as caught:
+        parse_backend("redis://:s3cret@127.0.0.1:notaport/0")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_non_database_file_left_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are notes, not a database\n" * 100, encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(InvalidBackendError, match="is not a SQLite database"):
+        open_engine(f"sqlite://{path.as_posix()}")
+    assert path.read_bytes() == before
+
+
+def test_error_throttle_logs_once_then_counts(caplog: pytest.LogCaptureFixture) -> None:
+    from chenu_desktop.pool import ErrorThrottle
+
+    throttle = ErrorThrottle("reading queue x", interval=3600)
+    with caplog.at_level("INFO", logger="chenu.pool"):
+        for _ in range(50):
+            try:
+                raise ConnectionError("down")
+            except ConnectionError:
+                throttle.failed()
+        throttle.succeeded()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "reading queue x failed",
+        "reading queue x works again after 50 failures",
+    ]
+    assert caplog.records[0].exc_info is not None

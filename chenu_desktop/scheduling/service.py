@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import cron
 from ..errors import ChenuError, InvalidArgumentError
 from ..models import TaskQueue, TaskStatus
+from ..services import wrap_backend_errors
 from .store import (
     EVENT_CATCH_UP,
     EVENT_FAILED,
@@ -109,6 +110,7 @@ def _instant(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
 
 
+@wrap_backend_errors
 class SchedulerService:
     """Add, edit and run cron schedules; fire them on the ``scheduled`` queue.
 
@@ -120,6 +122,7 @@ class SchedulerService:
     def __init__(self, engine: Engine, store: ScheduleStore) -> None:
         self._engine = engine
         self._store = store
+        self.backend_display = engine.spec.display
         self.holder = f"{engine.pool.host}-{engine.pool.pid}-{uuid.uuid4().hex[:6]}"
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -516,11 +519,15 @@ class SchedulerService:
                 )
 
     def _run(self) -> None:
+        from ..pool import ErrorThrottle
+
+        throttle = ErrorThrottle("the scheduler pass")
         while not self._stop.is_set():
             try:
                 self.tick()
+                throttle.succeeded()
             except Exception:
-                logger.exception("scheduler pass failed; trying again")
+                throttle.failed()
             now = self._engine.clock()
             # Wake at the next second boundary, so fires start within a second.
             wait = min(MAX_WAIT, max(0.01, math.ceil(now) - now + 0.001))
