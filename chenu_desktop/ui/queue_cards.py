@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QWidget
 
 from ..models import QueueStats, TaskQueue
@@ -38,6 +38,7 @@ class QueueCardStrip(QWidget):
         for queue in QUEUE_ORDER:
             card = QueueCard(queue, self)
             card.clicked.connect(self._on_card_clicked)
+            card.installEventFilter(self)
             self._cards[queue] = card
             layout.addWidget(card, 1)
             if queue is TaskQueue.GOVERNANCE:
@@ -67,6 +68,19 @@ class QueueCardStrip(QWidget):
             card = self._cards.get(TaskQueue(queue))
             if card is not None:
                 card.update_stats(figures)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Left and Right move the focus along the strip and stop at its ends.
+        if event.type() == QEvent.Type.KeyPress and isinstance(watched, QueueCard):
+            key = event.key()  # type: ignore[attr-defined]
+            if key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+                order = self.cards()
+                step = 1 if key == Qt.Key.Key_Right else -1
+                target = order.index(watched) + step
+                if 0 <= target < len(order):
+                    order[target].setFocus(Qt.FocusReason.TabFocusReason)
+                return True
+        return super().eventFilter(watched, event)
 
     def _on_card_clicked(self, queue: TaskQueue) -> None:
         target = None if queue is self._selected else queue

@@ -163,6 +163,21 @@ def test_keyboard_activates_card(qtbot, strip: QueueCardStrip, key: Qt.Key) -> N
     assert blocker.args == [TaskQueue.GOVERNANCE]
 
 
+def test_arrow_keys_move_focus(qtbot, strip: QueueCardStrip) -> None:  # type: ignore[no-untyped-def]
+    cards = strip.cards()
+    cards[0].setFocus()
+    qtbot.waitUntil(cards[0].hasFocus)
+    qtbot.keyClick(cards[0], Qt.Key.Key_Right)
+    assert cards[1].hasFocus()
+    qtbot.keyClick(cards[1], Qt.Key.Key_Left)
+    assert cards[0].hasFocus()
+    qtbot.keyClick(cards[0], Qt.Key.Key_Left)
+    assert cards[0].hasFocus()  # The first card keeps the focus.
+    cards[-1].setFocus()
+    qtbot.keyClick(cards[-1], Qt.Key.Key_Right)
+    assert cards[-1].hasFocus()
+
+
 def test_set_selected_queue_emits_nothing(qtbot, strip: QueueCardStrip) -> None:  # type: ignore[no-untyped-def]
     with qtbot.assertNotEmitted(strip.queue_clicked):
         strip.set_selected_queue(TaskQueue.DEFAULT)
