@@ -9,6 +9,7 @@ import logging
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -327,6 +328,8 @@ class ScheduleDialog(QDialog):
         )
 
     def _on_tasks_loaded(self, tasks: list[dict[str, Any]]) -> None:
+        if not shiboken6.isValid(self):
+            return  # Closed and deleted while the tasks were loading.
         self._tasks = {task["name"]: task for task in tasks}
         combo = self._task_combo
         combo.blockSignals(True)
@@ -349,6 +352,8 @@ class ScheduleDialog(QDialog):
         self.adjustSize()
 
     def _on_tasks_failed(self, message: str) -> None:
+        if not shiboken6.isValid(self):
+            return
         self._task_combo.setItemText(0, "Tasks could not be loaded")
         self._show_save_error(f"Loading the registered tasks failed: {message}")
 
@@ -523,12 +528,21 @@ class ScheduleDialog(QDialog):
         )
 
     def _on_saved(self, info: ScheduleInfo) -> None:
-        self._set_saving(False)
         logger.info("schedule %s saved from the window", info.name)
+        if not shiboken6.isValid(self):
+            # NOTE: closing the dialog does not cancel a save under way. The
+            # saved schedule then shows with the feed's next schedules poll.
+            return
+        self._set_saving(False)
         self.schedule_saved.emit(info)
         self.accept()
 
     def _on_save_failed(self, message: str) -> None:
+        if not shiboken6.isValid(self):
+            logger.warning(
+                "saving a schedule failed after its dialog closed: %s", message
+            )
+            return
         self._set_saving(False)
         self._show_save_error(f"Saving failed: {message}")
 

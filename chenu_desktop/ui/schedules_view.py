@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
@@ -14,6 +15,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,6 +31,7 @@ from ..scheduling.service import ScheduleInfo
 from .schedule_dialog import ScheduleDialog
 from .schedule_table_model import (
     COLUMN_DESCRIPTION,
+    COLUMN_ENABLED,
     COLUMN_NAME,
     SCHEDULE_ROLE,
     SORT_ROLE,
@@ -162,6 +165,16 @@ class SchedulesView(QWidget):
             ),
         )
 
+    def toggle_selected_enabled(self) -> bool:
+        """Request the opposite enabled state for the selected schedule."""
+        info = self.selected_schedule()
+        if info is None:
+            return False
+        row = self._model.row_of(info.name)
+        index = self._model.index(row if row is not None else -1, COLUMN_ENABLED)
+        state = Qt.CheckState.Unchecked if info.enabled else Qt.CheckState.Checked
+        return self._model.setData(index, state, Qt.ItemDataRole.CheckStateRole)
+
     def delete_selected(self) -> QMessageBox | None:
         """Open a confirmation box for deleting the selected schedule, and return it.
 
@@ -210,6 +223,16 @@ class SchedulesView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COLUMN_DESCRIPTION, QHeaderView.ResizeMode.Stretch)
         self._table.doubleClicked.connect(self._on_table_double_clicked)
+        self._add_table_action(
+            "Edit schedule", Qt.Key.Key_Return, self.open_edit_dialog
+        )
+        self._add_table_action("Edit schedule", Qt.Key.Key_Enter, self.open_edit_dialog)
+        self._add_table_action(
+            "Delete schedule", Qt.Key.Key_Delete, self.delete_selected
+        )
+        self._add_table_action(
+            "Enable or disable schedule", Qt.Key.Key_Space, self.toggle_selected_enabled
+        )
         self._table.selectionModel().selectionChanged.connect(
             self._on_table_selection_changed
         )
@@ -239,6 +262,15 @@ class SchedulesView(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self._table)
         self._update_buttons()
+
+    def _add_table_action(
+        self, text: str, key: Qt.Key, slot: Callable[[], object]
+    ) -> None:
+        action = QAction(text, self._table)
+        action.setShortcut(QKeySequence(key))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        action.triggered.connect(slot)
+        self._table.addAction(action)
 
     def _button(self, name: str, text: str, tooltip: str) -> QPushButton:
         button = QPushButton(text, self)

@@ -201,6 +201,32 @@ def test_uncheck_disables_schedule(qtbot, view: SchedulesView, engine: Engine) -
     assert index.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
 
 
+def test_keys_drive_selected_schedule(
+    qtbot, view: SchedulesView, engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    view.select_schedule("hourly_analytics")
+    table = view.table()
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+
+    with qtbot.waitSignal(view.schedule_changed):
+        qtbot.keyClick(table, Qt.Key.Key_Space)
+    assert not engine.scheduler_service.get_schedule("hourly_analytics").enabled
+
+    qtbot.keyClick(table, Qt.Key.Key_Delete)
+    box = view.findChild(QMessageBox, "delete_confirmation")
+    assert box is not None
+    assert "hourly_analytics" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    dialog = view.findChild(ScheduleDialog)
+    assert dialog is not None
+    assert dialog.is_editing()
+
+
 def test_enable_governance_uses_operator(
     qtbot, view: SchedulesView, engine: Engine
 ) -> None:  # type: ignore[no-untyped-def]
@@ -441,6 +467,16 @@ def test_dialog_shows_bad_arguments(qtbot, view: SchedulesView, engine: Engine) 
     qtbot.waitUntil(lambda: "colour" in label_text(dialog, "save_error"))
     assert dialog.isVisible()
     assert stored_names(engine) == DEFAULT_NAMES
+
+
+def test_dialog_closed_while_saving(qtbot, view: SchedulesView, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    dialog = open_dialog(qtbot, view)
+    fill(dialog, "sv_closed", "sv_report", "0 8 * * *")
+    qtbot.mouseClick(dialog.ok_button(), Qt.MouseButton.LeftButton)
+    dialog.reject()
+    qtbot.waitUntil(lambda: "sv_closed" in stored_names(engine))
+    # The late result reaches a deleted dialog, which must not raise.
+    qtbot.waitUntil(lambda: view.findChild(ScheduleDialog) is None)
 
 
 def test_dialog_governance_approves_as_operator(  # type: ignore[no-untyped-def]
