@@ -68,8 +68,8 @@ class ScheduleTableModel(KeyedTableModel[ScheduleInfo]):
     ) -> None:
         super().__init__(parent)
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).timestamp())
-        #: The requested enabled state of schedules whose change is under way.
-        self._pending: dict[str, bool] = {}
+        #: Names of the schedules whose enable or disable is under way.
+        self._pending: set[str] = set()
 
     def set_schedules(self, schedules: Iterable[ScheduleInfo]) -> None:
         self.replace_rows(schedules)
@@ -84,7 +84,7 @@ class ScheduleTableModel(KeyedTableModel[ScheduleInfo]):
 
     def finish_enabled_change(self, name: str, info: ScheduleInfo | None) -> None:
         """End the change of `name`: show `info`, or the old state when None."""
-        self._pending.pop(name, None)
+        self._pending.discard(name)
         if info is not None and self.replace_row(info):
             return
         row = self.row_of(name)
@@ -156,7 +156,7 @@ class ScheduleTableModel(KeyedTableModel[ScheduleInfo]):
         requested = _check_state(value) == Qt.CheckState.Checked
         if requested == info.enabled:
             return False
-        self._pending[info.name] = requested
+        self._pending.add(info.name)
         self.dataChanged.emit(index, index)
         self.enabled_change_requested.emit(info.name, requested)
         return True
