@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import collections
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -30,6 +30,7 @@ from .task_columns import (
     header_tooltip,
 )
 from .task_reads import FirstPage, Location, Refresh, Resync, TaskListReader
+from .task_rows import TaskRows
 
 if TYPE_CHECKING:
     from ..services import TaskService
@@ -41,8 +42,6 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 
 #: Rows read per storage call.
 PAGE_SIZE = 200
-#: Pages kept in memory; the least recently shown ones are dropped beyond this.
-MAX_CACHED_PAGES = 50
 #: Pages a resync reads again; the others are dropped and read when shown.
 MAX_RESYNC_PAGES = 10
 #: Changed rows re-read one by one at most; beyond this the model resyncs.
@@ -81,6 +80,9 @@ class TaskTableModel(QAbstractTableModel):
             second payload is the message to show.
     """
 
+    #: Custom roles. StatusRole and QueueRole hold `TaskStatus` and `TaskQueue`
+    #: members, which are str enums: read through Qt (``index.data``), they
+    #: arrive as their string values, so compare with == or convert them.
     RecordRole = Qt.ItemDataRole.UserRole + 1
     StatusRole = Qt.ItemDataRole.UserRole + 2
     QueueRole = Qt.ItemDataRole.UserRole + 3
@@ -106,16 +108,12 @@ class TaskTableModel(QAbstractTableModel):
         self._page_size = page_size
         self._filter = TaskFilter()
         self._ascending = False
-        #: One entry per row; None until the row's page has arrived.
-        self._records: list[TaskRecord | None] = []
-        self._row_by_id: dict[str, int] = {}
+        self._rows = TaskRows(page_size)
         #: Bumped whenever rows move, so that reads started before are dropped.
         self._version = 0
         self._loading = False
         self._loaded = False
         self._pages_in_flight: set[int] = set()
-        #: Pages that arrived, least recently shown first.
-        self._page_use: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._failed_pages: set[int] = set()
         self._pending_changes: list[Change] = []
         self._resync_wanted = False
@@ -129,7 +127,7 @@ class TaskTableModel(QAbstractTableModel):
     # --- Qt model interface --------------------------------------------------
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._records)
+        return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(TaskColumn)
@@ -161,17 +159,16 @@ class TaskTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._records):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        page_number = index.row() // self._page_size
-        record = self._records[index.row()]
+        page_number = self._rows.page_of(index.row())
+        record = self._rows.record(index.row())
         if record is None:
             self._request_page(page_number)
             if role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
                 return _PLACEHOLDER
             return None
-        if page_number in self._page_use:
-            self._page_use.move_to_end(page_number)
+        self._rows.touch(page_number)
         return self._record_data(record, TaskColumn(index.column()), role)
 
     def sort(
@@ -228,13 +225,11 @@ class TaskTableModel(QAbstractTableModel):
 
     def record_at(self, row: int) -> TaskRecord | None:
         """Return the record of `row`, or None if it has not arrived yet."""
-        if 0 <= row < len(self._records):
-            return self._records[row]
-        return None
+        return self._rows.record(row)
 
     def row_of(self, task_id: str) -> int | None:
         """Return the row of a loaded task, or None if it is not loaded."""
-        return self._row_by_id.get(task_id)
+        return self._rows.row_of(task_id)
 
     def apply_changes(self, changes: Sequence[Change]) -> None:
         """Bring the rows up to date with entries of the change feed.
@@ -295,9 +290,16 @@ class TaskTableModel(QAbstractTableModel):
         on_result: Callable[[Any], None],
         on_error: Callable[[str], None],
     ) -> bool:
-        """Run `function` in the background; return False if the runner is closed."""
+        """Run `function` in the background; return False if the runner is closed.
+
+        The callbacks are dropped once this model is deleted, because the
+        runner may outlive it.
+        """
         future = self._runner.run(
-            function, *args, on_result=on_result, on_error=on_error
+            function,
+            *args,
+            on_result=while_alive(self, on_result),
+            on_error=while_alive(self, on_error),
         )
         return future is not None
 
@@ -310,10 +312,8 @@ class TaskTableModel(QAbstractTableModel):
         """Drop every row, then read the count and the first page of the filter."""
         self._version += 1
         self.beginResetModel()
-        self._records = []
-        self._row_by_id = {}
+        self._rows.reset()
         self._pages_in_flight.clear()
-        self._page_use.clear()
         self._failed_pages.clear()
         self._resync_wanted = False
         self._loaded = False
@@ -338,10 +338,9 @@ class TaskTableModel(QAbstractTableModel):
         count = max(first.count, len(first.records))
         if count:
             self.beginInsertRows(QModelIndex(), 0, count - 1)
-            self._records = [None] * count
-            self._store(0, first.records)
+            self._rows.reset(count)
+            self._rows.store_page(0, first.records)
             self.endInsertRows()
-            self._page_use[0] = None
         self._loaded = True
         self._set_loading(False)
         locates, self._pending_locates = self._pending_locates, []
@@ -383,7 +382,7 @@ class TaskTableModel(QAbstractTableModel):
         self, version: int, page_number: int, records: list[TaskRecord]
     ) -> None:
         self._pages_in_flight.discard(page_number)
-        first, last = self._page_rows(page_number)
+        first, last = self._rows.page_rows(page_number)
         if first > last:
             return
         if version != self._version:
@@ -409,57 +408,21 @@ class TaskTableModel(QAbstractTableModel):
     def _on_retry_timer_timeout(self) -> None:
         failed, self._failed_pages = self._failed_pages, set()
         for page_number in failed:
-            first, last = self._page_rows(page_number)
+            first, last = self._rows.page_rows(page_number)
             if first <= last:
                 self._emit_rows_changed(first, last)
 
     # --- row bookkeeping -----------------------------------------------------
 
-    def _page_rows(self, page_number: int) -> tuple[int, int]:
-        """Return the first and last row of a page (last < first when it is empty)."""
-        first = page_number * self._page_size
-        last = min(first + self._page_size, len(self._records)) - 1
-        return first, last
-
-    def _store(self, offset: int, records: Iterable[TaskRecord]) -> bool:
-        """Put records into rows from `offset`; return False if an id was elsewhere."""
-        consistent = True
-        for row, record in enumerate(records, start=offset):
-            if row >= len(self._records):
-                break
-            old = self._records[row]
-            if old is not None and self._row_by_id.get(old.task_id) == row:
-                del self._row_by_id[old.task_id]
-            other_row = self._row_by_id.get(record.task_id)
-            if other_row is not None and other_row != row:
-                consistent = False
-                self._records[other_row] = None
-            self._records[row] = record
-            self._row_by_id[record.task_id] = row
-        return consistent
-
     def _store_page(self, page_number: int, records: list[TaskRecord]) -> bool:
-        """Store a page that arrived and tell the views; see `_store`."""
-        first, last = self._page_rows(page_number)
-        consistent = self._store(first, records)
-        self._page_use[page_number] = None
-        self._page_use.move_to_end(page_number)
+        """Store a page that arrived and tell the views; see `TaskRows.store`."""
+        consistent = self._rows.store_page(page_number, records)
+        first, last = self._rows.page_rows(page_number)
         if first <= last:
             self._emit_rows_changed(first, last)
-        self._evict_pages()
+        for first, last in self._rows.evict():
+            self._emit_rows_changed(first, last)
         return consistent
-
-    def _evict_pages(self) -> None:
-        while len(self._page_use) > MAX_CACHED_PAGES:
-            page_number, _ = self._page_use.popitem(last=False)
-            first, last = self._page_rows(page_number)
-            for row in range(first, last + 1):
-                record = self._records[row]
-                if record is not None:
-                    self._row_by_id.pop(record.task_id, None)
-                    self._records[row] = None
-            if first <= last:
-                self._emit_rows_changed(first, last)
 
     def _emit_rows_changed(self, first: int, last: int) -> None:
         self.dataChanged.emit(
@@ -512,9 +475,9 @@ class TaskTableModel(QAbstractTableModel):
         loaded: dict[str, None] = {}
         may_add = False
         for change in relevant:
-            row = self._row_by_id.get(change.task_id)
+            row = self._rows.row_of(change.task_id)
             if row is not None:
-                record = self._records[row]
+                record = self._rows.record(row)
                 if task_filter.status is not None and (
                     change.status is not task_filter.status
                     or (record is not None and record.status is not task_filter.status)
@@ -541,7 +504,7 @@ class TaskTableModel(QAbstractTableModel):
             self._filter,
             self._ascending,
             task_ids,
-            len(self._records) if may_add else None,
+            len(self._rows) if may_add else None,
             on_result=lambda refresh: self._on_refresh_read(version, refresh),
             on_error=lambda message: self._on_update_failed(version, message),
         )
@@ -557,23 +520,14 @@ class TaskTableModel(QAbstractTableModel):
         if len(records) < len(refresh.records):
             self._request_resync()
             return
-        self._replace_records(records)
-        count = refresh.count
-        if count is not None and count != len(self._records):
-            if not self._place_new_rows(count, refresh.newest):
-                self._request_resync()
-                return
-        self._start_next_update()
-
-    def _replace_records(self, records: list[TaskRecord]) -> None:
-        rows = []
-        for record in records:
-            row = self._row_by_id.get(record.task_id)
-            if row is not None:
-                self._records[row] = record
-                rows.append(row)
-        for first, last in _runs(sorted(rows)):
+        for first, last in _runs(self._rows.replace(records)):
             self._emit_rows_changed(first, last)
+        count = refresh.count
+        moved = count is not None and count != len(self._rows)
+        if moved and not self._place_new_rows(count, refresh.newest):
+            self._request_resync()
+            return
+        self._start_next_update()
 
     def _place_new_rows(self, count: int, newest: list[TaskRecord] | None) -> bool:
         """Insert the rows of new tasks; return False if they cannot be placed.
@@ -583,20 +537,20 @@ class TaskTableModel(QAbstractTableModel):
         loaded row catch this as a repeated id and resync; a far page that
         has no loaded neighbour keeps the offset until the next resync.
         """
-        old_count = len(self._records)
+        old_count = len(self._rows)
         added = count - old_count
         if added <= 0:
             return False
         if self._ascending:
             # New tasks are the newest, so they go at the end.
             self.beginInsertRows(QModelIndex(), old_count, count - 1)
-            self._records.extend([None] * added)
+            self._rows.extend(added)
             self.endInsertRows()
             return True
         if newest is None:
             return False
         if old_count:
-            top = self._records[0]
+            top = self._rows.record(0)
             if top is None or len(newest) != added + 1:
                 return False
             if newest[added].task_id != top.task_id:
@@ -607,22 +561,8 @@ class TaskTableModel(QAbstractTableModel):
         return True
 
     def _insert_at_top(self, records: list[TaskRecord]) -> None:
-        added = len(records)
-        self.beginInsertRows(QModelIndex(), 0, added - 1)
-        self._records[0:0] = records
-        self._row_by_id = {
-            record.task_id: row
-            for row, record in enumerate(self._records)
-            if record is not None
-        }
-        # Renumber the pages: rows moved down by `added`.
-        size = self._page_size
-        shifted: collections.OrderedDict[int, None] = collections.OrderedDict()
-        shifted[0] = None
-        for page_number in self._page_use:
-            shifted[(page_number * size + added) // size] = None
-            shifted[((page_number + 1) * size - 1 + added) // size] = None
-        self._page_use = shifted
+        self.beginInsertRows(QModelIndex(), 0, len(records) - 1)
+        self._rows.insert_at_top(records)
         self._pages_in_flight.clear()
         self._failed_pages.clear()
         self._version += 1
@@ -636,7 +576,7 @@ class TaskTableModel(QAbstractTableModel):
             self._reader.resync,
             self._filter,
             self._ascending,
-            list(self._page_use)[-MAX_RESYNC_PAGES:],
+            self._rows.recent_pages(MAX_RESYNC_PAGES),
             on_result=lambda resync: self._on_resync_read(version, resync),
             on_error=lambda message: self._on_update_failed(version, message),
         )
@@ -652,31 +592,22 @@ class TaskTableModel(QAbstractTableModel):
     def _apply_resync(self, resync: Resync) -> None:
         """Show a fresh count and pages in one layout change, rows kept on their ids."""
         count = resync.count
-        new_records: list[TaskRecord | None] = [None] * count
-        for page_number, records in resync.pages.items():
-            for row, record in enumerate(records, start=page_number * self._page_size):
-                if row < count:
-                    new_records[row] = record
-        new_rows = {
-            record.task_id: row
-            for row, record in enumerate(new_records)
-            if record is not None
-        }
-        old_count = len(self._records)
+        old_count = len(self._rows)
         if count > old_count:
             self.beginInsertRows(QModelIndex(), old_count, count - 1)
-            self._records.extend([None] * (count - old_count))
+            self._rows.extend(count - old_count)
             self.endInsertRows()
 
         self.layoutAboutToBeChanged.emit()
         old_indexes = self.persistentIndexList()
+        old_records = [self._rows.record(index.row()) for index in old_indexes]
+        self._rows.replace_all(count, resync.pages)
+        self._rows.pad(old_count)
         new_indexes = [
-            self._moved_index(index, new_rows, count) for index in old_indexes
+            self._moved_index(index, record, count)
+            for index, record in zip(old_indexes, old_records)
         ]
-        self._records = new_records + [None] * max(0, old_count - count)
-        self._row_by_id = new_rows
         self.changePersistentIndexList(old_indexes, new_indexes)
-        self._page_use = collections.OrderedDict.fromkeys(resync.pages)
         self._pages_in_flight.clear()
         self._failed_pages.clear()
         self._version += 1
@@ -684,17 +615,16 @@ class TaskTableModel(QAbstractTableModel):
 
         if count < old_count:
             self.beginRemoveRows(QModelIndex(), count, old_count - 1)
-            del self._records[count:]
+            self._rows.truncate(count)
             self.endRemoveRows()
 
     def _moved_index(
-        self, index: QModelIndex, new_rows: dict[str, int], count: int
+        self, index: QModelIndex, record: TaskRecord | None, count: int
     ) -> QModelIndex:
-        record = self.record_at(index.row())
         if record is None:
             # A row that was not loaded has no id to follow: it keeps its number.
             return index if index.row() < count else QModelIndex()
-        row = new_rows.get(record.task_id)
+        row = self._rows.row_of(record.task_id)
         if row is None:
             return QModelIndex()
         return self.index(row, index.column())
@@ -735,8 +665,8 @@ class TaskTableModel(QAbstractTableModel):
         if location is None:
             self.locate_failed.emit(task_id, not_listed)
             return
-        first, _ = self._page_rows(location.page_number)
-        if version != self._version or first >= len(self._records):
+        first, _ = self._rows.page_rows(location.page_number)
+        if version != self._version or first >= len(self._rows):
             # Rows moved while the position was read: read it again.
             if attempts_left > 0:
                 self._start_locate(task_id, attempts_left - 1)
@@ -746,13 +676,25 @@ class TaskTableModel(QAbstractTableModel):
                 )
             return
         consistent = self._store_page(location.page_number, location.page)
-        row = self._row_by_id.get(task_id)
+        row = self._rows.row_of(task_id)
         if row is None:
             self.locate_failed.emit(task_id, not_listed)
         else:
             self.task_located.emit(task_id, row)
         if not consistent:
             self._request_resync()
+
+
+def while_alive(
+    owner: QObject, callback: Callable[[Any], None]
+) -> Callable[[Any], None]:
+    """Wrap `callback` so that it does nothing once `owner` has been deleted."""
+
+    def call(value: Any) -> None:
+        if shiboken6.isValid(owner):
+            callback(value)
+
+    return call
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:
