@@ -11,11 +11,13 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -113,6 +115,9 @@ class TaskDetailPanel(QWidget):
         self.scroll_area = QScrollArea()
         self.scroll_area.setObjectName("detail_scroll")
         self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
         self.scroll_area.setWidget(content)
 
         layout = QVBoxLayout(self)
@@ -127,6 +132,10 @@ class TaskDetailPanel(QWidget):
         self.id_label = _field_label("detail_task_id")
         self.id_label.setAccessibleName("Task id")
         self.id_label.setWordWrap(False)
+        # An id has no spaces to wrap at: let it be cut, it stays selectable.
+        self.id_label.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )
         font = self.id_label.font()
         font.setBold(True)
         self.id_label.setFont(font)
@@ -226,8 +235,9 @@ class TaskDetailPanel(QWidget):
         self.history_tree.setAccessibleName("Status history")
         self.history_tree.setRootIsDecorated(False)
         self.history_tree.setHeaderLabels(["Status", "Time", "After"])
-        self.history_tree.setColumnWidth(0, 150)
-        self.history_tree.setColumnWidth(1, 150)
+        self.history_tree.header().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
         QVBoxLayout(self.history_group).addWidget(self.history_tree)
         return self.history_group
 
@@ -246,6 +256,7 @@ class TaskDetailPanel(QWidget):
         if record is None:
             return
         self.id_label.setText(record.task_id)
+        self.id_label.setToolTip(record.task_id)
         self._show_status(record)
         self._show_fields(record)
         self._show_progress(record)

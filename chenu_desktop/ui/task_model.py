@@ -48,6 +48,8 @@ MAX_RESYNC_PAGES = 10
 MAX_REFRESHED_RECORDS = 200
 #: Delay before a page whose read failed is tried again.
 RETRY_DELAY_MS = 3000
+#: Interval at which the durations of running tasks are redrawn.
+DURATION_TICK_MS = 1000
 #: Statuses a record never leaves. LOST is final, but the reaper moves a
 #: lost task that is safe to repeat on to RETRYING.
 _SETTLED_STATUSES = FINAL_STATUSES - {TaskStatus.LOST}
@@ -123,6 +125,10 @@ class TaskTableModel(QAbstractTableModel):
         self._retry_timer.setSingleShot(True)
         self._retry_timer.setInterval(RETRY_DELAY_MS)
         self._retry_timer.timeout.connect(self._on_retry_timer_timeout)
+        self._duration_timer = QTimer(self)
+        self._duration_timer.setInterval(DURATION_TICK_MS)
+        self._duration_timer.timeout.connect(self._on_duration_timer_timeout)
+        self._duration_timer.start()
 
     # --- Qt model interface --------------------------------------------------
 
@@ -316,6 +322,8 @@ class TaskTableModel(QAbstractTableModel):
         self._pages_in_flight.clear()
         self._failed_pages.clear()
         self._resync_wanted = False
+        # The load reads every change made so far.
+        self._pending_changes.clear()
         self._loaded = False
         self.endResetModel()
         self._set_loading(True)
@@ -411,6 +419,16 @@ class TaskTableModel(QAbstractTableModel):
             first, last = self._rows.page_rows(page_number)
             if first <= last:
                 self._emit_rows_changed(first, last)
+
+    def _on_duration_timer_timeout(self) -> None:
+        """Redraw the durations of running tasks, which grow while they run."""
+        rows = self._rows.rows_in_status(TaskStatus.RUNNING)
+        for first, last in _runs(rows):
+            self.dataChanged.emit(
+                self.index(first, TaskColumn.DURATION),
+                self.index(last, TaskColumn.DURATION),
+                [Qt.ItemDataRole.DisplayRole],
+            )
 
     # --- row bookkeeping -----------------------------------------------------
 
@@ -523,8 +541,11 @@ class TaskTableModel(QAbstractTableModel):
         for first, last in _runs(self._rows.replace(records)):
             self._emit_rows_changed(first, last)
         count = refresh.count
-        moved = count is not None and count != len(self._rows)
-        if moved and not self._place_new_rows(count, refresh.newest):
+        if (
+            count is not None
+            and count != len(self._rows)
+            and not self._place_new_rows(count, refresh.newest)
+        ):
             self._request_resync()
             return
         self._start_next_update()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 
-from ..models import TaskRecord
+from ..models import TaskRecord, TaskStatus
 
 #: Pages kept in memory; the least recently shown ones are dropped beyond this.
 MAX_CACHED_PAGES = 50
@@ -176,6 +176,11 @@ class TaskRows:
         if count > len(self._records):
             self.extend(count - len(self._records))
 
-    def loaded_ids(self) -> dict[str, int]:
-        """Return the row of each loaded task id (a copy)."""
-        return dict(self._row_by_id)
+    def rows_in_status(self, status: TaskStatus) -> list[int]:
+        """Return the loaded rows whose record is in `status`, sorted."""
+        rows = []
+        for row in self._row_by_id.values():
+            record = self._records[row]
+            if record is not None and record.status is status:
+                rows.append(row)
+        return sorted(rows)
