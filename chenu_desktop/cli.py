@@ -214,13 +214,22 @@ class StopSignals:
         self._received.put(signum)
 
 
-def serve(config: Config, queues: set[TaskQueue], shutdown_timeout: float) -> int:
-    """Run the workers of `queues` in the foreground until SIGINT or SIGTERM."""
+def serve(
+    config: Config, queues: set[TaskQueue], shutdown_timeout: float, demo: bool = False
+) -> int:
+    """Run the workers of `queues` in the foreground until SIGINT or SIGTERM.
+
+    With `demo`, a mix of the example tasks is submitted once they run.
+    """
     engine = open_cli_engine(config)
     stop_signals = StopSignals()
     try:
         stop_signals.install()
         engine.start_workers(queues)
+        if demo:
+            from .demo import submit_demo_work
+
+            logger.info("submitted %d demo tasks", len(submit_demo_work(engine)))
         counts = ", ".join(
             f"{q.value}={engine.config.workers.get(q, 0)}"
             for q in TaskQueue
@@ -278,14 +287,22 @@ def run_worker(args: argparse.Namespace) -> int:
     return serve(config, queues, args.shutdown_timeout)
 
 
-def run_headless(args: argparse.Namespace) -> int:
-    """Run every queue on the configured backend, as the desktop program would."""
+def run_desktop(args: argparse.Namespace) -> int:
+    """Open the window with the workers inside, or run them headless."""
     config = load_settings(args)
-    logger.info(
-        "the desktop window is not part of this package yet: running the engine "
-        "headless on every queue until Ctrl+C"
-    )
-    return serve(config, set(TaskQueue), DEFAULT_SHUTDOWN_TIMEOUT)
+    if args.demo:
+        from . import demo  # noqa: F401  (registers the example tasks)
+    if not args.headless:
+        try:
+            from .ui.app import run_window
+        except ImportError as exc:
+            logger.warning(
+                "the window cannot start (%s): running the engine headless instead", exc
+            )
+        else:
+            return run_window(config, demo=args.demo, minimized=args.minimized)
+    logger.info("running the engine headless on every queue until Ctrl+C")
+    return serve(config, set(TaskQueue), DEFAULT_SHUTDOWN_TIMEOUT, demo=args.demo)
 
 
 # --- output ------------------------------------------------------------------
@@ -541,7 +558,7 @@ def tasks_retry(engine: Engine, args: argparse.Namespace) -> None:
 
 
 def tasks_approve(engine: Engine, args: argparse.Namespace) -> None:
-    approver = args.approver or engine.config.operator_name
+    approver = engine.config.operator_name if args.approver is None else args.approver
     record = engine.task_service.approve(args.task_id, approver, args.reason)
     if args.json:
         print_json(record.to_dict())
@@ -552,7 +569,7 @@ def tasks_approve(engine: Engine, args: argparse.Namespace) -> None:
 
 
 def tasks_reject(engine: Engine, args: argparse.Namespace) -> None:
-    approver = args.approver or engine.config.operator_name
+    approver = engine.config.operator_name if args.approver is None else args.approver
     record = engine.task_service.reject(args.task_id, approver, args.reason)
     if args.json:
         print_json(record.to_dict())
@@ -795,8 +812,8 @@ def _add_tasks_parser(commands: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Control room for Huey background tasks. Without a command, run "
-        "the engine headless on every queue until Ctrl+C.",
+        description="Control room for Huey background tasks. Without a command, open "
+        "the window with the workers of every queue running inside it.",
     )
     parser.add_argument(
         "--backend",
@@ -821,8 +838,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="log more; each -v lowers the level one step from INFO for worker "
         "and WARNING for tasks and schedules",
     )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="without a command: run the workers without the window",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="register example tasks and submit a mix of them, to see the "
+        "dashboard at work",
+    )
+    parser.add_argument(
+        "--minimized",
+        action="store_true",
+        help="without a command: start with the window minimized",
+    )
     parser.set_defaults(
-        run=run_headless, default_level=logging.INFO, backend_display=None
+        run=run_desktop, default_level=logging.INFO, backend_display=None
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_worker_parser(commands)

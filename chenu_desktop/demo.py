@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
-@background_task(name="demo_build_report", queue=TaskQueue.DEFAULT)
+@background_task(name="demo_build_report", queue=TaskQueue.LOW)
 def build_report(pages: int = 20, seconds_per_page: float = 0.4) -> dict:
     """Build a report page by page, reporting progress; cancel stops it."""
     task = current_task()

@@ -1440,7 +1440,7 @@ def test_worker_process_runs_and_stops_on_sigterm(
 def test_bare_command_runs_headless_until_sigint(
     backend: str, worker_process: Callable[..., WorkerProcess]
 ) -> None:
-    worker = worker_process(backend)
+    worker = worker_process(backend, "--headless")
     with open_engine(backend) as engine:
         wait_until(
             lambda: {w.pid for w in engine.workers()} == {worker.process.pid},
@@ -1451,8 +1451,29 @@ def test_bare_command_runs_headless_until_sigint(
 
     assert worker.stop(signal.SIGINT) == 0
     output = worker.output()
-    assert "the desktop window is not part of this package yet" in output
+    assert "running the engine headless on every queue" in output
     assert "SIGINT received: stopping" in output
+
+
+@pytest.mark.slow
+def test_bare_command_opens_window(
+    backend: str, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """The window starts (offscreen here) with the workers inside and stops on SIGTERM."""
+    worker = worker_process(backend, "--demo")
+    with open_engine(backend) as engine:
+        wait_until(
+            lambda: {w.pid for w in engine.workers()} == {worker.process.pid},
+            "heartbeats of the window's workers",
+        )
+        wait_until(
+            lambda: engine.task_service.count_tasks(task_name="demo_quick") == 40,
+            "the demo tasks",
+        )
+    assert worker.stop(signal.SIGTERM) == 0
+    output = worker.output()
+    assert "window open on" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.slow
