@@ -35,7 +35,7 @@ def flaky_sync(account: str = "acme") -> dict:
     return {"account": account, "attempt": attempt}
 
 
-@background_task(name="demo_always_fails", queue=TaskQueue.LOW)
+@background_task(name="demo_always_fails", queue=TaskQueue.DEFAULT)
 def always_fails(path: str = "/srv/data/missing.csv") -> None:
     """Fail every time, so the dashboard shows a failure with its traceback."""
     raise FileNotFoundError(f"input file {path} not found")

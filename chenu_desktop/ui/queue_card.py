@@ -199,7 +199,11 @@ class QueueCard(QWidget):
         number_font = QFont(self.font())
         number_font.setBold(True)
         number_font.setPointSizeF(number_font.pointSizeF() * 1.5)
-        for column, (key, caption_text) in enumerate(_COUNTS):
+        counts = _COUNTS
+        if self.is_governance:
+            # Governance work waits for a person first, so that count leads.
+            counts = (("awaiting", "awaiting"), *_COUNTS)
+        for column, (key, caption_text) in enumerate(counts):
             value = self._figure_label(key, number_font)
             value.setAlignment(
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
@@ -209,7 +213,7 @@ class QueueCard(QWidget):
             caption.setBuddy(value)
             grid.addWidget(value, 0, column)
             grid.addWidget(caption, 1, column)
-        grid.setColumnStretch(len(_COUNTS), 1)
+        grid.setColumnStretch(len(counts), 1)
         return grid
 
     def _build_figures(self) -> QGridLayout:
@@ -252,6 +256,8 @@ class QueueCard(QWidget):
         figures["pending"].setText(str(stats.pending))
         figures["running"].setText(str(stats.running))
         figures["scheduled"].setText(str(stats.scheduled))
+        if "awaiting" in figures:
+            figures["awaiting"].setText(str(stats.count(TaskStatus.AWAITING_APPROVAL)))
         figures["workers"].setText(f"{stats.workers_busy}/{stats.workers_total}")
         figures["succeeded"].setText(str(stats.succeeded_last_hour))
         figures["failed"].setText(str(stats.failed_last_hour))

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QLabel
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
@@ -85,7 +86,7 @@ def test_governance_card_set_apart(strip: QueueCardStrip) -> None:
     assert "Governance" in governance.accessibleDescription()
 
     image = governance.grab().toImage()
-    stripe = QColor(image.pixel(4, image.height() // 2))
+    stripe = QColor(image.pixel(2, image.height() // 2))
     assert stripe.red() > stripe.blue() + 60  # The amber accent stripe.
 
 
@@ -253,3 +254,19 @@ def test_cards_show_engine_stats(  # type: ignore[no-untyped-def]
     assert card.figure_text("mean_duration") != "–"
     assert sum(card.chart().values()) == 4
     assert strip.card(TaskQueue.HIGH).figure_text("succeeded") == "0"
+
+
+@background_task(name="q_governed", queue=TaskQueue.GOVERNANCE, requires_governance=True)
+def queue_governed(amount: int, approved_by: str) -> int:
+    return amount
+
+
+def test_governance_card_counts_awaiting(qtbot, ui_engine) -> None:  # type: ignore[no-untyped-def]
+    strip = QueueCardStrip()
+    qtbot.addWidget(strip)
+    ui_engine.task_service.submit("q_governed", amount=1)
+    strip.update_stats(ui_engine.task_service.queue_stats())
+    awaiting = strip.card(TaskQueue.GOVERNANCE).findChild(QLabel, "awaiting_value")
+    assert awaiting is not None
+    assert awaiting.text() == "1"
+    assert strip.card(TaskQueue.DEFAULT).findChild(QLabel, "awaiting_value") is None
