@@ -139,6 +139,8 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        # The first start gives the detail panel room for a traceback.
+        self.splitter.setSizes([900, 560])
         self.schedules = SchedulesView(engine, runner)
         self.schedules.set_operator(engine.config.operator_name)
         self.workers = WorkerPoolView(engine, runner)
@@ -167,7 +169,7 @@ class MainWindow(QMainWindow):
         self.backend_label = QLabel(objectName="backend_label")
         self.backend_label.setText(f"Backend: {engine.spec.display}")
         self.statusBar().addPermanentWidget(self.backend_label)
-        self.resize(1400, 900)
+        self.resize(1500, 950)
 
     def _make_action(
         self,
