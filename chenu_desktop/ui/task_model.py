@@ -73,6 +73,9 @@ class TaskTableModel(QAbstractTableModel):
     and its loaded pages again and apply them as one layout change, which
     keeps persistent indexes, and so the view's selection, on their task ids.
 
+    Give the model a parent, or delete it on the GUI thread: freed by garbage
+    collection on another thread, it could not stop its timers there.
+
     Signals:
         loading_changed(bool): the count of a new filter or order is being
             read (True) or has arrived (False).

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
@@ -76,10 +77,31 @@ def insert(engine: Engine, records: list[TaskRecord]) -> None:
     ledger.insert_many(records)
 
 
+_made_models: list[TaskTableModel] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_models(runner: BackgroundRunner) -> Iterator[None]:
+    """Delete each test's models on the GUI thread when the test ends.
+
+    Left to garbage collection, a model may be freed on a pool thread,
+    where Qt cannot stop its timers, and a later timer event then crashes.
+    """
+    yield
+    while _made_models:
+        shiboken6.delete(_made_models.pop())
+
+
+def new_model(service: Any, runner: BackgroundRunner, **options: Any) -> TaskTableModel:
+    model = TaskTableModel(service, runner, **options)
+    _made_models.append(model)
+    return model
+
+
 def open_model(
     qtbot: Any, service: Any, runner: BackgroundRunner, **options: Any
 ) -> TaskTableModel:
-    model = TaskTableModel(service, runner, **options)
+    model = new_model(service, runner, **options)
     model.reload()
     qtbot.waitUntil(lambda: not model.is_loading, timeout=5000)
     return model
@@ -204,7 +226,7 @@ def test_sort_by_created_ascending(
 def test_header_says_which_column_sorts(
     idle_engine: Engine, runner: BackgroundRunner
 ) -> None:
-    model = TaskTableModel(idle_engine.task_service, runner)
+    model = new_model(idle_engine.task_service, runner)
     horizontal = Qt.Orientation.Horizontal
     tooltip = Qt.ItemDataRole.ToolTipRole
 
