@@ -296,3 +296,36 @@ def test_unreachable_backend_shows_banner(qtbot, tmp_path: Path) -> None:
         window.feed.stop()
         window.runner.close(wait=True)
         engine.close(timeout=1)
+
+
+def test_banner_recovers_after_redis_restart(
+    qtbot, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Stopping the window's redis-server shows the banner; restarting hides it."""
+    from redis_helpers import RedisServer
+    from engine_helpers import open_test_engine
+
+    server = RedisServer(tmp_path_factory.mktemp("own-redis"))
+    server.start()
+    engine = open_test_engine(server.url)
+    settings = QSettings(str(tmp_path / "w.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine, settings=settings, feed_intervals=FAST_FEED)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        task_id = engine.task_service.submit("w_square", n=4)
+        qtbot.waitUntil(
+            lambda: window.tasks.model.row_of(task_id) is not None, timeout=10000
+        )
+        server.stop()
+        qtbot.waitUntil(window.banner.isVisible, timeout=15000)
+        # The window keeps what it showed while the backend is away.
+        assert window.tasks.model.row_of(task_id) is not None
+        server.start()
+        qtbot.waitUntil(window.banner.isHidden, timeout=15000)
+        assert "reachable again" in window.messages.label.text()
+    finally:
+        window.feed.stop()
+        window.runner.close(wait=True)
+        engine.close(timeout=2)
+        server.stop()
