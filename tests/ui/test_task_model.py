@@ -136,7 +136,7 @@ def test_model_passes_model_tester(
     model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
     load_all_rows(qtbot, model)
 
-    qtmodeltester.check(model)
+    qtmodeltester.check(model, force_py=True)
 
     assert model.rowCount() == 30
     assert model.columnCount() == len(TaskColumn)
@@ -277,11 +277,16 @@ def test_filters(
 
 
 def test_live_runs_insert_rows_at_top(
-    qtbot, ui_engine: Engine, runner: BackgroundRunner, feed: EngineFeed
+    qtbot,
+    qtmodeltester,
+    ui_engine: Engine,
+    runner: BackgroundRunner,
+    feed: EngineFeed,
 ) -> None:
     service = ui_engine.task_service
     first = [service.submit("tm_echo", args=[n]) for n in range(3)]
     model = open_model(qtbot, service, runner)
+    qtmodeltester.check(model, force_py=True)
     feed.changes_arrived.connect(model.apply_changes)
     qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=5000)
     selection = QItemSelectionModel(model)
@@ -353,7 +358,7 @@ def test_live_update_changes_only_its_rows(
 
 
 def test_status_filter_resyncs_keeping_selection(
-    qtbot, idle_engine: Engine, runner: BackgroundRunner
+    qtbot, qtmodeltester, idle_engine: Engine, runner: BackgroundRunner
 ) -> None:
     service = idle_engine.task_service
     submitted = [service.submit("tm_echo", args=[n]) for n in range(6)]
@@ -361,6 +366,7 @@ def test_status_filter_resyncs_keeping_selection(
     model.set_filter(TaskFilter(status=TaskStatus.PENDING))
     qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 6)
     load_all_rows(qtbot, model)
+    qtmodeltester.check(model, force_py=True)
     selection = QItemSelectionModel(model)
     keep = submitted[1]
     selection.select(
@@ -378,6 +384,34 @@ def test_status_filter_resyncs_keeping_selection(
     assert set(ids(model)) == set(submitted[1:4] + submitted[5:])
     assert [index.row() for index in selection.selectedRows()] == [model.row_of(keep)]
     assert model.record_at(selection.selectedRows()[0].row()).task_id == keep
+
+
+def test_status_filter_rows_enter_at_top(
+    qtbot, qtmodeltester, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    service = idle_engine.task_service
+    submitted = [service.submit("tm_echo", args=[n]) for n in range(4)]
+    model = open_model(qtbot, service, runner)
+    model.set_filter(TaskFilter(status=TaskStatus.PENDING))
+    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 4)
+    qtmodeltester.check(model, force_py=True)
+    selection = QItemSelectionModel(model)
+    keep = submitted[2]
+    selection.select(
+        model.index(model.row_of(keep), 0),
+        QItemSelectionModel.SelectionFlag.Select
+        | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    since = idle_engine.ledger.last_seq()
+
+    added = [service.submit("tm_echo", args=[n]) for n in range(4, 6)]
+    model.apply_changes(idle_engine.changes(since).changes)
+
+    qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=5000)
+    load_all_rows(qtbot, model)
+    assert ids(model)[:2] == added[::-1]
+    assert [index.row() for index in selection.selectedRows()] == [model.row_of(keep)]
+    assert model.row_of(keep) == 3
 
 
 def test_settled_status_filter_ignores_other_tasks(
@@ -401,7 +435,7 @@ def test_settled_status_filter_ignores_other_tasks(
 
 
 def test_reload_keeps_rows_on_their_ids(
-    qtbot, idle_engine: Engine, runner: BackgroundRunner
+    qtbot, qtmodeltester, idle_engine: Engine, runner: BackgroundRunner
 ) -> None:
     finished = {"status": TaskStatus.SUCCESS, "finished_at": T0}
     insert(
@@ -410,6 +444,7 @@ def test_reload_keeps_rows_on_their_ids(
         + [make_record(n) for n in range(2, 10)],
     )
     model = open_model(qtbot, idle_engine.task_service, runner)
+    qtmodeltester.check(model, force_py=True)
     selection = QItemSelectionModel(model)
     selection.setCurrentIndex(
         model.index(3, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
