@@ -190,7 +190,8 @@ class TaskTableWidget(QWidget):
         model.rowsRemoved.connect(self._update_count_label)
         model.modelReset.connect(self._on_model_rows_changed)
         model.dataChanged.connect(self._on_model_rows_changed)
-        model.layoutChanged.connect(self._on_model_rows_changed)
+        model.layoutAboutToBeChanged.connect(self._on_model_layout_about_to_be_changed)
+        model.layoutChanged.connect(self._on_model_layout_changed)
 
     # --- public API ----------------------------------------------------------
 
@@ -399,16 +400,34 @@ class TaskTableWidget(QWidget):
     def _on_model_rows_about_to_be_inserted(
         self, _parent: QModelIndex, first: int, _last: int
     ) -> None:
-        # Rows that arrive above the rows the operator scrolled to must not
-        # push those rows down and out of sight.
+        if first == 0:
+            self._anchor_top_row()
+
+    def _on_model_rows_inserted(self, *_args: object) -> None:
+        self._update_count_label()
+        self._restore_top_row()
+
+    def _on_model_layout_about_to_be_changed(self, *_args: object) -> None:
+        self._anchor_top_row()
+
+    def _on_model_layout_changed(self, *_args: object) -> None:
+        self._on_model_rows_changed()
+        self._restore_top_row()
+
+    def _anchor_top_row(self) -> None:
+        """Remember the top visible row before rows arrive above it or move.
+
+        Rows that arrive above the rows the operator scrolled to must not
+        push those rows down and out of sight. At the very top the view
+        stays put, so that new tasks come into sight.
+        """
         self._top_anchor = None
-        if first == 0 and self.view.verticalScrollBar().value() > 0:
+        if self.view.verticalScrollBar().value() > 0:
             top = self.view.indexAt(self.view.viewport().rect().topLeft())
             if top.isValid():
                 self._top_anchor = QPersistentModelIndex(top)
 
-    def _on_model_rows_inserted(self, *_args: object) -> None:
-        self._update_count_label()
+    def _restore_top_row(self) -> None:
         anchor, self._top_anchor = self._top_anchor, None
         if anchor is not None:
             # The view lays its rows out after this signal: scroll once it has.

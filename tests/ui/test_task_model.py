@@ -121,12 +121,17 @@ def ids(model: TaskTableModel) -> list[str]:
 
 @pytest.fixture
 def feed(ui_engine: Engine, runner: BackgroundRunner) -> Iterator[EngineFeed]:
+    """A running feed, deleted on the GUI thread after the runner closes.
+
+    The runner closes first, because the feed's pending results would
+    otherwise arrive after it is gone.
+    """
     feed = EngineFeed(ui_engine, runner, change_interval_ms=30)
     feed.start()
-    try:
-        yield feed
-    finally:
-        feed.stop()
+    yield feed
+    feed.stop()
+    runner.close()
+    shiboken6.delete(feed)
 
 
 def test_model_passes_model_tester(
