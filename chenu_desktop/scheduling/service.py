@@ -38,7 +38,7 @@ logger = logging.getLogger("chenu.scheduler")
 LATE_TOLERANCE = 60.0
 #: Seconds the scheduler lease lasts without renewal.
 LEASE_TTL = 15.0
-#: Longest wait of the scheduler thread between two passes, in seconds.
+#: Maximum wait of the scheduler thread between two passes, in seconds.
 MAX_WAIT = 1.0
 #: Missed fires listed per schedule and pass at most.
 MAX_MISSES = 1000

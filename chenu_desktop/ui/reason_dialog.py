@@ -1,4 +1,4 @@
-"""The dialog that asks for the reason of an approval or a rejection."""
+"""The dialog that requests the reason for an approval or a rejection."""
 
 from __future__ import annotations
 
