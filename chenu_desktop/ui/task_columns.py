@@ -76,7 +76,7 @@ def cell_text(record: TaskRecord, column: TaskColumn) -> str:
 
 
 def cell_tooltip(record: TaskRecord, column: TaskColumn) -> str | None:
-    """Return the tooltip of a cell, or None where the text says it all."""
+    """Return the tooltip of a cell, or None where its text is enough."""
     if column is TaskColumn.STATUS and record.error:
         return record.error
     if column is TaskColumn.ATTEMPTS:
@@ -89,7 +89,7 @@ def cell_tooltip(record: TaskRecord, column: TaskColumn) -> str | None:
 
 
 def header_tooltip(column: TaskColumn) -> str:
-    """Return the header tooltip, which tells which column sorts."""
+    """Return the header tooltip, which names the one sortable column."""
     if column is SORTABLE_COLUMN:
         return "Sorted by creation time: click to reverse the order"
     return "Not sortable: only the Created column sorts"

@@ -61,7 +61,7 @@ class TaskTableModel(QAbstractTableModel):
     """The tasks matching a filter, newest first, read from the ledger on demand.
 
     `rowCount` is the number of matching tasks. A row's record is read with
-    its page (`page_size` rows) when `data` first asks for it; until then the
+    its page (`page_size` rows) when `data` is first called for it; until then the
     row shows a placeholder and `RecordRole` is None. Every storage call
     runs through the `BackgroundRunner`, so the GUI thread never waits on
     storage.
@@ -208,14 +208,14 @@ class TaskTableModel(QAbstractTableModel):
 
     def set_filter(self, task_filter: TaskFilter) -> None:
         """Show the tasks matching `task_filter`, from the top."""
-        if task_filter == self._filter and self._loaded:
+        if task_filter == self._filter and (self._loaded or self._loading):
             return
         self._filter = task_filter
         self._load()
 
     def set_ascending(self, ascending: bool) -> None:
         """Order by creation time, oldest first when `ascending`."""
-        if ascending == self._ascending and self._loaded:
+        if ascending == self._ascending and (self._loaded or self._loading):
             return
         self._ascending = ascending
         self._load()
@@ -557,9 +557,9 @@ class TaskTableModel(QAbstractTableModel):
         """Insert the rows of new tasks; return False if they cannot be placed.
 
         NOTE: a page read after new tasks were stored but before their
-        changes arrive sits one row per new task too high. Pages next to a
-        loaded row catch this as a repeated id and resync; a far page that
-        has no loaded neighbour keeps the offset until the next resync.
+        changes arrive sits one row per new task too high. A page next to a
+        loaded row repeats an id, which makes the model resync. A far page
+        with no loaded neighbour keeps the offset until the next resync.
         """
         old_count = len(self._rows)
         added = count - old_count

@@ -59,7 +59,7 @@ class Location:
 
 
 class TaskListReader:
-    """Reads counts and pages of a filter through the task service.
+    """The reader of a filter's counts and pages, through the task service.
 
     Every method blocks on storage: call them through the `BackgroundRunner`.
     """

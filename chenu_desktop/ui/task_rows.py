@@ -15,9 +15,9 @@ class TaskRows:
     """A list of rows of which only some pages are loaded (no Qt here).
 
     Row numbers are positions in the filtered list. A row is None until its
-    page has arrived. Each task id is in one row at most; `store` reports a
-    page that repeats an id of another row, which means the list moved
-    between two reads.
+    page has arrived. Each task id is in one row at most. `store` reports a
+    page that repeats the id of another row, because that means the list
+    moved between two reads.
     """
 
     def __init__(
