@@ -18,8 +18,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush
 
-from ..models import FINAL_STATUSES, Change, TaskFilter, TaskRecord, TaskStatus
+from ..models import Change, TaskFilter, TaskRecord, TaskStatus
 from .style import GOVERNANCE_TINT
+from .task_changes import plan_refresh, row_runs
 from .task_columns import (
     COLUMN_TITLES,
     NUMERIC_COLUMNS,
@@ -44,15 +45,10 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 PAGE_SIZE = 200
 #: Pages a resync reads again; the others are dropped and read when shown.
 MAX_RESYNC_PAGES = 10
-#: Changed rows re-read one by one at most; beyond this the model resyncs.
-MAX_REFRESHED_RECORDS = 200
 #: Delay before a page whose read failed is tried again.
 RETRY_DELAY_MS = 3000
 #: Interval at which the durations of running tasks are redrawn.
 DURATION_TICK_MS = 1000
-#: Statuses a record never leaves. LOST is final, but the reaper moves a
-#: lost task that is safe to repeat on to RETRYING.
-_SETTLED_STATUSES = FINAL_STATUSES - {TaskStatus.LOST}
 _PLACEHOLDER = "…"
 _RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
@@ -426,7 +422,7 @@ class TaskTableModel(QAbstractTableModel):
     def _on_duration_timer_timeout(self) -> None:
         """Redraw the durations of running tasks, which grow while they run."""
         rows = self._rows.rows_in_status(TaskStatus.RUNNING)
-        for first, last in _runs(rows):
+        for first, last in row_runs(rows):
             self.dataChanged.emit(
                 self.index(first, TaskColumn.DURATION),
                 self.index(last, TaskColumn.DURATION),
@@ -468,54 +464,13 @@ class TaskTableModel(QAbstractTableModel):
         if not self._pending_changes:
             return
         changes, self._pending_changes = self._pending_changes, []
-        plan = self._plan_refresh(changes)
+        plan = plan_refresh(changes, self._filter, self._rows)
         if plan is None:
             self._start_resync()
             return
         task_ids, may_add = plan
         if task_ids or may_add:
             self._start_refresh(task_ids, may_add)
-
-    def _plan_refresh(self, changes: list[Change]) -> tuple[list[str], bool] | None:
-        """Return the loaded ids to re-read and whether new tasks may have come.
-
-        Returns None when the changes may move rows in or out of the middle
-        of the list, which only a resync can place.
-        """
-        task_filter = self._filter
-        relevant = [
-            change
-            for change in changes
-            if task_filter.queue is None or change.queue is task_filter.queue
-        ]
-        if any(change.deleted for change in relevant):
-            return None
-        if relevant and task_filter.text:
-            # A new error message can bring any task into a text search.
-            return None
-        loaded: dict[str, None] = {}
-        may_add = False
-        for change in relevant:
-            row = self._rows.row_of(change.task_id)
-            if row is not None:
-                record = self._rows.record(row)
-                if task_filter.status is not None and (
-                    change.status is not task_filter.status
-                    or (record is not None and record.status is not task_filter.status)
-                ):
-                    return None
-                loaded[change.task_id] = None
-            elif task_filter.status is None:
-                may_add = True
-            elif not (
-                task_filter.status in _SETTLED_STATUSES
-                and change.status is not task_filter.status
-            ):
-                return None
-            # Otherwise the task cannot have left the status, so it was never listed.
-        if len(loaded) > MAX_REFRESHED_RECORDS:
-            return None
-        return list(loaded), may_add
 
     def _start_refresh(self, task_ids: list[str], may_add: bool) -> None:
         self._updating = True
@@ -537,11 +492,11 @@ class TaskTableModel(QAbstractTableModel):
         if version != self._version:
             self._start_next_update()
             return
-        records = [record for record in refresh.records.values() if record]
+        records = [r for r in refresh.records.values() if r is not None]
         if len(records) < len(refresh.records):
             self._request_resync()
             return
-        for first, last in _runs(self._rows.replace(records)):
+        for first, last in row_runs(self._rows.replace(records)):
             self._emit_rows_changed(first, last)
         count = refresh.count
         if (
@@ -629,7 +584,7 @@ class TaskTableModel(QAbstractTableModel):
         self._rows.pad(old_count)
         new_indexes = [
             self._moved_index(index, record, count)
-            for index, record in zip(old_indexes, old_records)
+            for index, record in zip(old_indexes, old_records, strict=True)
         ]
         self.changePersistentIndexList(old_indexes, new_indexes)
         self._pages_in_flight.clear()
@@ -719,14 +674,3 @@ def while_alive(
             callback(value)
 
     return call
-
-
-def _runs(rows: list[int]) -> list[tuple[int, int]]:
-    """Return (first, last) of each run of consecutive numbers in sorted `rows`."""
-    runs: list[tuple[int, int]] = []
-    for row in rows:
-        if runs and row == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], row)
-        elif not runs or row != runs[-1][1]:
-            runs.append((row, row))
-    return runs

@@ -13,11 +13,13 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
-from chenu_desktop.models import TaskFilter, TaskRecord
+from chenu_desktop.models import Change, TaskFilter, TaskRecord
 from chenu_desktop.ui.background import BackgroundRunner
 from chenu_desktop.ui.feed import EngineFeed
+from chenu_desktop.ui.task_changes import plan_refresh
 from chenu_desktop.ui.task_columns import TaskColumn
 from chenu_desktop.ui.task_model import TaskTableModel
+from chenu_desktop.ui.task_rows import TaskRows
 
 #: A fixed time for inserted records (November 2023, in POSIX seconds).
 T0 = 1_700_000_000.0
@@ -523,3 +525,61 @@ def test_running_durations_tick(
     assert (top.row(), top.column()) == (1, TaskColumn.DURATION)
     assert (bottom.row(), bottom.column()) == (1, TaskColumn.DURATION)
     assert model.data(top).endswith(" s")
+
+
+def change(task_id: str, status: TaskStatus, **fields: Any) -> Change:
+    fields.setdefault("queue", TaskQueue.DEFAULT)
+    return Change(seq=1, task_id=task_id, status=status, at=T0, **fields)
+
+
+@pytest.mark.parametrize(
+    ("task_filter", "changes", "expected"),
+    [
+        (
+            TaskFilter(),
+            [change("task-000001", TaskStatus.RUNNING)],
+            (["task-000001"], False),
+        ),
+        (TaskFilter(), [change("other", TaskStatus.PENDING)], ([], True)),
+        (TaskFilter(), [change("task-000001", TaskStatus.SUCCESS, deleted=True)], None),
+        (TaskFilter(text="rep"), [change("other", TaskStatus.PENDING)], None),
+        (
+            TaskFilter(queue=TaskQueue.HIGH),
+            [change("other", TaskStatus.PENDING, queue=TaskQueue.LOW)],
+            ([], False),
+        ),
+        (
+            TaskFilter(status=TaskStatus.PENDING),
+            [change("task-000001", TaskStatus.PENDING)],
+            (["task-000001"], False),
+        ),
+        (
+            TaskFilter(status=TaskStatus.PENDING),
+            [change("task-000001", TaskStatus.RUNNING)],
+            None,
+        ),
+        (
+            TaskFilter(status=TaskStatus.PENDING),
+            [change("other", TaskStatus.RUNNING)],
+            None,
+        ),
+        (
+            TaskFilter(status=TaskStatus.FAILURE),
+            [change("other", TaskStatus.RUNNING)],
+            ([], False),
+        ),
+        (
+            TaskFilter(status=TaskStatus.LOST),
+            [change("other", TaskStatus.RETRYING)],
+            None,
+        ),
+    ],
+)
+def test_plan_refresh_cases(
+    task_filter: TaskFilter, changes: list[Change], expected: Any
+) -> None:
+    rows = TaskRows(page_size=10)
+    rows.reset(3)
+    rows.store_page(0, [make_record(n) for n in (2, 1, 0)])
+
+    assert plan_refresh(changes, task_filter, rows) == expected
