@@ -1,4 +1,4 @@
-"""How entries of the change feed map onto the loaded rows of the task table."""
+"""The planning of change-feed entries onto the loaded rows of the task table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ..models import FINAL_STATUSES, Change, TaskFilter, TaskStatus
 from .task_rows import TaskRows
 
-#: Changed rows re-read one by one at most; beyond this the model resyncs.
+#: Changed rows re-read one by one at most. Beyond this the model resyncs.
 MAX_REFRESHED_RECORDS = 200
 #: Statuses a record never leaves. LOST is final, but the reaper moves a
 #: lost task that is safe to repeat on to RETRYING.
