@@ -88,6 +88,8 @@ class Config:
         poll_interval: Longest wait in seconds of an idle SQLite worker before
             it looks at the queue again; local submits wake it at once.
         change_retention: Entries the change feed keeps.
+        max_argument_bytes: Largest JSON size of a task's arguments that
+            submit accepts, in bytes.
     """
 
     backend: str | None = None
@@ -101,6 +103,7 @@ class Config:
     heartbeat_timeout: float = 30.0
     poll_interval: float = 1.0
     change_retention: int = 100_000
+    max_argument_bytes: int = 1024 * 1024
     source: Path | None = None
 
     @property
@@ -143,6 +146,7 @@ def config_from_mapping(
         "heartbeat_timeout",
         "poll_interval",
         "change_retention",
+        "max_argument_bytes",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -177,6 +181,14 @@ def config_from_mapping(
                 "use a whole number of 1000 or more"
             )
         config.change_retention = entries
+    if "max_argument_bytes" in data:
+        limit = data["max_argument_bytes"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024:
+            raise ConfigurationError(
+                f"invalid max_argument_bytes {limit!r} in {source}: "
+                "use a whole number of bytes, 1024 or more"
+            )
+        config.max_argument_bytes = limit
     for key in ("heartbeat_interval", "heartbeat_timeout", "poll_interval"):
         if key in data:
             setattr(config, key, _positive_number(key, data[key], source))

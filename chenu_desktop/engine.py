@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +23,15 @@ from .backend import (
 from .config import Config, load_config, user_data_dir
 from .context import TaskContext
 from .ledger.base import Ledger, Update
-from .models import MAX_PRIORITY, ChangeBatch, TaskQueue, TaskStatus, WorkerInfo
+from .models import (
+    MAX_PRIORITY,
+    STARTABLE_STATUSES,
+    ChangeBatch,
+    TaskQueue,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+)
 from .pool import WorkerPool
 from .registry import TaskRegistry, default_registry
 from .runner import TaskRunner
@@ -31,6 +41,24 @@ logger = logging.getLogger("chenu.engine")
 
 #: The one Huey task of every queue; its only argument is the ledger task id.
 HUEY_TASK_NAME = "chenu_run"
+
+
+#: Characters of an undecodable message kept in its failure record.
+BAD_MESSAGE_KEPT = 2000
+
+
+def _task_id_in(text: str) -> str | None:
+    """Return the ledger id a JSON queue message names, if it can be read."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    args = payload.get("args")
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        return args[0]
+    return None
 
 
 def _huey_task_body(task_id: str) -> None:  # pragma: no cover - never called
@@ -156,6 +184,47 @@ class Engine:
         else:
             huey.enqueue(message)
             self.pool.runtimes[queue].wake.notify()
+
+    def record_bad_message(self, queue: TaskQueue, data: bytes, exc: Exception) -> None:
+        """Record a queue message no worker can decode as a failed task, never drop it.
+
+        If the message names a known task, that record fails with the reason;
+        otherwise a new failed record keeps the start of the raw message.
+        """
+        now = self.clock()
+        text = bytes(data).decode("utf-8", errors="replace")
+        error = (
+            f"queue message on {queue.value} could not be decoded "
+            f"({type(exc).__name__}: {exc}); it was not run"
+        )
+        logger.error("%s: %.200r", error, text)
+        task_id = _task_id_in(text)
+        if task_id is not None:
+            failed = self.ledger.update(
+                Update(
+                    task_id,
+                    TaskStatus.FAILURE,
+                    {"error": error, "finished_at": now},
+                    expected=STARTABLE_STATUSES,
+                ),
+                now,
+            )
+            if failed is not None:
+                return
+        record = TaskRecord(
+            task_id=uuid.uuid4().hex,
+            task_name="(undecodable message)",
+            queue=queue,
+            priority=MAX_PRIORITY,
+            status=TaskStatus.FAILURE,
+            args=[text[:BAD_MESSAGE_KEPT]],
+            error=error,
+            created_at=now,
+            finished_at=now,
+            updated_at=now,
+            history=[[TaskStatus.FAILURE.value, now]],
+        )
+        self.ledger.insert(record)
 
     def report_progress(
         self, task_id: str, fraction: float | None, message: str | None

@@ -169,13 +169,26 @@ class WorkerThread(threading.Thread):
                 runtime.resumed.wait(0.5)
                 continue
             try:
-                task = huey.dequeue()
+                data = huey.storage.dequeue()
             except Exception:
                 throttle.failed()
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
             throttle.succeeded()
+            task = None
+            if data is not None:
+                try:
+                    task = huey.deserialize_task(data)
+                except Exception as exc:
+                    try:
+                        runtime.pool.engine.record_bad_message(runtime.queue, data, exc)
+                    except Exception:
+                        logger.exception(
+                            "recording an undecodable message of queue %s failed",
+                            runtime.queue.value,
+                        )
+                    continue
             if task is None:
                 if not huey.storage.blocking:
                     if runtime.wake.wait(delay):

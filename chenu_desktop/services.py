@@ -20,7 +20,7 @@ from .errors import (
     InvalidStateError,
     TaskNotFoundError,
 )
-from .ledger.base import Update
+from .ledger.base import Update, encode_json
 from .models import (
     FINAL_STATUSES,
     RETRYABLE_STATUSES,
@@ -333,6 +333,14 @@ class TaskService:
             check_json_value(value, f"argument {index} of {definition.name!r}")
         for name, value in keywords.items():
             check_json_value(value, f"argument {name!r} of {definition.name!r}")
+        limit = self._engine.config.max_argument_bytes
+        size = len(encode_json([positional, keywords]).encode("utf-8"))
+        if size > limit:
+            raise InvalidArgumentError(
+                f"arguments of {definition.name!r} take {size} bytes as JSON, over the "
+                f"limit of {limit} bytes: pass a reference (a file path or an id) "
+                "instead, or raise max_argument_bytes in the configuration"
+            )
         return positional, keywords
 
     def _run_at(

@@ -43,7 +43,10 @@ def test_redis_url_accepted() -> None:
         ("redis://127.0.0.1:6390/abc", "database 'abc' is not a number"),
         ("redis://127.0.0.1:/0", "the port is empty"),
         ("redis://127.0.0.1:6390/0?colour=red", "colour"),
-        ("redis://:s3cret@127.0.0.1:notaport/0", r"redis://:\*\*\*@127.0.0.1:notaport/0"),
+        (
+            "redis://:s3cret@127.0.0.1:notaport/0",
+            r"redis://:\*\*\*@127.0.0.1:notaport/0",
+        ),
     ],
 )
 def test_bad_backend_rejected(url: str, message: str) -> None:
@@ -158,3 +161,12 @@ def test_error_throttle_logs_once_then_counts(caplog: pytest.LogCaptureFixture) 
         "reading queue x works again after 50 failures",
     ]
     assert caplog.records[0].exc_info is not None
+
+
+def test_argument_limit_configurable(tmp_path: Path) -> None:
+    path = tmp_path / "chenu.toml"
+    path.write_text("max_argument_bytes = 4096\n", encoding="utf-8")
+    assert load_config(path).max_argument_bytes == 4096
+    path.write_text("max_argument_bytes = 10\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="invalid max_argument_bytes 10"):
+        load_config(path)

@@ -781,3 +781,49 @@ def test_history_lists_each_status(engine: Engine) -> None:
     assert times == sorted(times)
     assert times[0] == record.created_at
     assert times[-1] == record.updated_at
+
+
+def test_oversized_arguments_rejected(engine: Engine) -> None:
+    service = engine.task_service
+    before = service.count_tasks()
+    with pytest.raises(
+        InvalidArgumentError, match=r"t_echo.*over the limit of 1048576 bytes"
+    ):
+        service.submit("t_echo", value="x" * (1024 * 1024 + 1))
+    assert service.count_tasks() == before
+    task_id = service.submit("t_echo", value="é" * 200_000)
+    assert wait_final(engine, task_id).result["value"] == "é" * 200_000
+
+
+def test_undecodable_message_recorded(engine: Engine) -> None:
+    storage = engine.hueys[TaskQueue.DEFAULT].storage
+    storage.enqueue(b"\x80\x04not json at all", 0)
+    record = wait_until(
+        lambda: next(
+            iter(engine.task_service.list_tasks(task_name="(undecodable message)")),
+            None,
+        ),
+        message="the undecodable message's failure record",
+    )
+    assert record.status is TaskStatus.FAILURE
+    assert "could not be decoded" in record.error
+    assert "not json at all" in record.args[0]
+
+
+def test_tampered_message_fails_its_task(engine: Engine) -> None:
+    from chenu_desktop.models import TaskRecord
+
+    now = engine.clock()
+    task_id = "forged-target"
+    engine.ledger.insert(
+        TaskRecord(
+            task_id, "t_echo", TaskQueue.DEFAULT, 6, TaskStatus.PENDING,
+            kwargs={"value": 1}, created_at=now, updated_at=now,
+        )
+    )  # fmt: skip
+    forged = '{"id": "%s", "name": "os.system", "args": ["%s"]}' % (task_id, task_id)
+    engine.hueys[TaskQueue.DEFAULT].storage.enqueue(forged.encode(), 0)
+    record = wait_final(engine, task_id)
+    assert record.status is TaskStatus.FAILURE
+    assert "could not be decoded" in record.error
+    assert record.started_at is None
