@@ -75,9 +75,9 @@ def test_retry_links_emit_their_ids(qtbot) -> None:
     panel = open_panel(qtbot)
     panel.show_record(make_record(retry_of="task-0", retried_as="task-2"))
 
-    with qtbot.waitSignal(panel.task_link_activated, timeout=1000) as retry_of:
+    with qtbot.waitSignal(panel.task_link_activated, timeout=10_000) as retry_of:
         qtbot.mouseClick(panel.retry_of_button, Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(panel.task_link_activated, timeout=1000) as retried_as:
+    with qtbot.waitSignal(panel.task_link_activated, timeout=10_000) as retried_as:
         qtbot.mouseClick(panel.retried_as_button, Qt.MouseButton.LeftButton)
 
     assert retry_of.args == ["task-0"]

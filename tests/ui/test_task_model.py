@@ -117,7 +117,7 @@ def open_model(
 ) -> TaskTableModel:
     model = new_model(service, runner, **options)
     model.reload()
-    qtbot.waitUntil(lambda: not model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
     return model
 
 
@@ -125,8 +125,14 @@ def load_all_rows(qtbot: Any, model: TaskTableModel) -> None:
     for row in range(model.rowCount()):
         model.data(model.index(row, 0))
     qtbot.waitUntil(
-        lambda: all(model.record_at(r) for r in range(model.rowCount())), timeout=5000
+        lambda: all(model.record_at(r) for r in range(model.rowCount())), timeout=10_000
     )
+
+
+def status_at(model: TaskTableModel, row: int) -> TaskStatus | None:
+    """Return the status of a row, or None while its page is being read."""
+    record = model.record_at(row)
+    return None if record is None else record.status
 
 
 def ids(model: TaskTableModel) -> list[str]:
@@ -203,7 +209,7 @@ def test_open_100k_reads_one_page(
     assert model.record_at(200) is None
 
     assert model.data(model.index(total - 1, 0)) == "…"
-    qtbot.waitUntil(lambda: model.record_at(total - 1) is not None, timeout=5000)
+    qtbot.waitUntil(lambda: model.record_at(total - 1) is not None, timeout=10_000)
     assert model.record_at(total - 1).task_id == "task-000000"
     assert service.pages == [(0, 200), (99_800, 200)]
     assert model.record_at(99_799) is None
@@ -227,7 +233,9 @@ def test_sort_by_created_ascending(
     model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
 
     model.sort(TaskColumn.CREATED, Qt.SortOrder.AscendingOrder)
-    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 25)
+    qtbot.waitUntil(
+        lambda: not model.is_loading and model.rowCount() == 25, timeout=10_000
+    )
     load_all_rows(qtbot, model)
 
     assert model.ascending
@@ -237,7 +245,9 @@ def test_sort_by_created_ascending(
     assert model.ascending
 
     model.sort(TaskColumn.CREATED, Qt.SortOrder.DescendingOrder)
-    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 25)
+    qtbot.waitUntil(
+        lambda: not model.is_loading and model.rowCount() == 25, timeout=10_000
+    )
     load_all_rows(qtbot, model)
     assert ids(model) == [f"task-{n:06d}" for n in reversed(range(25))]
 
@@ -288,7 +298,7 @@ def test_filters(
     model = open_model(qtbot, idle_engine.task_service, runner)
 
     model.set_filter(task_filter)
-    qtbot.waitUntil(lambda: not model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
     load_all_rows(qtbot, model)
 
     assert model.task_filter == task_filter
@@ -307,7 +317,7 @@ def test_live_runs_insert_rows_at_top(
     model = open_model(qtbot, service, runner)
     qtmodeltester.check(model, force_py=True)
     feed.changes_arrived.connect(model.apply_changes)
-    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=10_000)
     selection = QItemSelectionModel(model)
     selected_id = model.record_at(1).task_id
     selection.select(
@@ -324,10 +334,7 @@ def test_live_runs_insert_rows_at_top(
 
     qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=10_000)
     qtbot.waitUntil(
-        lambda: all(
-            model.record_at(r) and model.record_at(r).status is TaskStatus.SUCCESS
-            for r in range(6)
-        ),
+        lambda: all(status_at(model, row) is TaskStatus.SUCCESS for row in range(6)),
         timeout=10_000,
     )
     assert set(ids(model)[:3]) == set(later)
@@ -350,15 +357,13 @@ def test_live_update_changes_only_its_rows(
     qtbot.waitUntil(
         lambda: (
             model.rowCount() == 5
-            and all(model.record_at(r).status is TaskStatus.SUCCESS for r in range(5))
+            and all(status_at(model, row) is TaskStatus.SUCCESS for row in range(5))
         ),
         timeout=10_000,
     )
     held = service.submit("tm_hold", args=["changes-only-its-rows"])
     qtbot.waitUntil(
-        lambda: (
-            model.rowCount() == 6 and model.record_at(0).status is TaskStatus.RUNNING
-        ),
+        lambda: model.rowCount() == 6 and status_at(model, 0) is TaskStatus.RUNNING,
         timeout=10_000,
     )
     changed: list[tuple[int, int]] = []
@@ -368,9 +373,7 @@ def test_live_update_changes_only_its_rows(
 
     _gates.setdefault("changes-only-its-rows", threading.Event()).set()
 
-    qtbot.waitUntil(
-        lambda: model.record_at(0).status is TaskStatus.SUCCESS, timeout=10_000
-    )
+    qtbot.waitUntil(lambda: status_at(model, 0) is TaskStatus.SUCCESS, timeout=10_000)
     assert model.record_at(0).task_id == held
     assert model.record_at(0).result == "changes-only-its-rows"
     assert set(changed) == {(0, 0)}
@@ -383,7 +386,9 @@ def test_status_filter_resyncs_keeping_selection(
     submitted = [service.submit("tm_echo", args=[n]) for n in range(6)]
     model = open_model(qtbot, service, runner)
     model.set_filter(TaskFilter(status=TaskStatus.PENDING))
-    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 6)
+    qtbot.waitUntil(
+        lambda: not model.is_loading and model.rowCount() == 6, timeout=10_000
+    )
     load_all_rows(qtbot, model)
     qtmodeltester.check(model, force_py=True)
     selection = QItemSelectionModel(model)
@@ -399,7 +404,7 @@ def test_status_filter_resyncs_keeping_selection(
     service.cancel(submitted[0])
     model.apply_changes(idle_engine.changes(since).changes)
 
-    qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=5000)
+    qtbot.waitUntil(lambda: model.rowCount() == 4, timeout=10_000)
     assert set(ids(model)) == set(submitted[1:4] + submitted[5:])
     assert [index.row() for index in selection.selectedRows()] == [model.row_of(keep)]
     assert model.record_at(selection.selectedRows()[0].row()).task_id == keep
@@ -412,7 +417,9 @@ def test_status_filter_rows_enter_at_top(
     submitted = [service.submit("tm_echo", args=[n]) for n in range(4)]
     model = open_model(qtbot, service, runner)
     model.set_filter(TaskFilter(status=TaskStatus.PENDING))
-    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 4)
+    qtbot.waitUntil(
+        lambda: not model.is_loading and model.rowCount() == 4, timeout=10_000
+    )
     qtmodeltester.check(model, force_py=True)
     selection = QItemSelectionModel(model)
     keep = submitted[2]
@@ -426,7 +433,7 @@ def test_status_filter_rows_enter_at_top(
     added = [service.submit("tm_echo", args=[n]) for n in range(4, 6)]
     model.apply_changes(idle_engine.changes(since).changes)
 
-    qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=5000)
+    qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=10_000)
     load_all_rows(qtbot, model)
     assert ids(model)[:2] == added[::-1]
     assert [index.row() for index in selection.selectedRows()] == [model.row_of(keep)]
@@ -441,7 +448,9 @@ def test_settled_status_filter_ignores_other_tasks(
     idle_engine.task_service.cancel(cancelled)
     model = open_model(qtbot, idle_engine.task_service, recording)
     model.set_filter(TaskFilter(status=TaskStatus.CANCELLED))
-    qtbot.waitUntil(lambda: not model.is_loading and model.rowCount() == 1)
+    qtbot.waitUntil(
+        lambda: not model.is_loading and model.rowCount() == 1, timeout=10_000
+    )
     since = idle_engine.ledger.last_seq()
     started = len(recording.calls)
 
@@ -473,7 +482,7 @@ def test_reload_keeps_rows_on_their_ids(
     ledger: Any = idle_engine.ledger
     ledger.delete_finished_before(T0 + 10_000)
 
-    with qtbot.waitSignal(model.layoutChanged, timeout=5000):
+    with qtbot.waitSignal(model.layoutChanged, timeout=10_000):
         model.reload()
 
     assert model.rowCount() == 10
@@ -485,7 +494,7 @@ def test_locate_far_row(qtbot, idle_engine: Engine, runner: BackgroundRunner) ->
     insert(idle_engine, [make_record(n) for n in range(5000)])
     model = open_model(qtbot, idle_engine.task_service, runner)
 
-    with qtbot.waitSignal(model.task_located, timeout=5000) as located:
+    with qtbot.waitSignal(model.task_located, timeout=10_000) as located:
         model.locate("task-000123")
 
     row = 5000 - 1 - 123
@@ -498,7 +507,7 @@ def test_locate_unknown_id(
 ) -> None:
     model = open_model(qtbot, idle_engine.task_service, runner)
 
-    with qtbot.waitSignal(model.locate_failed, timeout=5000) as failed:
+    with qtbot.waitSignal(model.locate_failed, timeout=10_000) as failed:
         model.locate("no-such-task")
 
     assert failed.args[0] == "no-such-task"
@@ -518,7 +527,7 @@ def test_running_durations_tick(
     )
     model = open_model(qtbot, idle_engine.task_service, runner)
 
-    with qtbot.waitSignal(model.dataChanged, timeout=3000) as tick:
+    with qtbot.waitSignal(model.dataChanged, timeout=10_000) as tick:
         pass
 
     top, bottom = tick.args[0], tick.args[1]

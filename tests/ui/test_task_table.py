@@ -57,7 +57,7 @@ def open_table(
     qtbot.addWidget(table)
     table.resize(1400, 600)
     table.show()
-    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
     return table
 
 
@@ -65,8 +65,14 @@ def wait_rows_loaded(qtbot: Any, table: TaskTableWidget, rows: range) -> None:
     for row in rows:
         table.model.data(table.model.index(row, 0))
     qtbot.waitUntil(
-        lambda: all(table.model.record_at(row) for row in rows), timeout=5000
+        lambda: all(table.model.record_at(row) for row in rows), timeout=10_000
     )
+
+
+def id_at(table: TaskTableWidget, row: int) -> str | None:
+    """Return the task id of a row, or None while its page is being read."""
+    record = table.model.record_at(row)
+    return None if record is None else record.task_id
 
 
 def select_rows(table: TaskTableWidget, *rows: int) -> None:
@@ -174,8 +180,8 @@ def test_search_waits_for_typing_pause(
     qtbot.keyClicks(table.filter_bar.search_edit, "mail")
     typed = table.task_filter()
 
-    qtbot.waitUntil(lambda: table.task_filter().text == "mail", timeout=2000)
-    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: table.task_filter().text == "mail", timeout=10_000)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
     assert typed == TaskFilter()
     assert table.model.rowCount() == 1
     assert table.count_label.text() == "1 task"
@@ -220,9 +226,9 @@ def test_selection_changed_sends_records(
     insert(idle_engine, [make_record(n) for n in range(5)])
     table = open_table(qtbot, idle_engine, runner)
 
-    with qtbot.waitSignal(table.selection_changed, timeout=1000) as first:
+    with qtbot.waitSignal(table.selection_changed, timeout=10_000) as first:
         select_rows(table, 1)
-    with qtbot.waitSignal(table.selection_changed, timeout=1000) as both:
+    with qtbot.waitSignal(table.selection_changed, timeout=10_000) as both:
         select_rows(table, 3)
 
     assert [r.task_id for r in first.args[0]] == ["task-000003"]
@@ -239,11 +245,11 @@ def test_enter_and_double_click_activate(
     table.view.setCurrentIndex(index)
     table.view.setFocus()
 
-    with qtbot.waitSignal(table.task_activated, timeout=1000) as entered:
+    with qtbot.waitSignal(table.task_activated, timeout=10_000) as entered:
         qtbot.keyClick(table.view, Qt.Key.Key_Return)
     center = table.view.visualRect(table.model.index(2, 1)).center()
     viewport = table.view.viewport()
-    with qtbot.waitSignal(table.task_activated, timeout=1000) as clicked:
+    with qtbot.waitSignal(table.task_activated, timeout=10_000) as clicked:
         # A real double-click starts with a press, which the view needs.
         qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=center)
         qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=center)
@@ -267,10 +273,10 @@ def test_header_click_sorts_by_created_only(
         Qt.MouseButton.LeftButton,
         pos=QPoint(header.sectionViewportPosition(TaskColumn.CREATED) + 20, 5),
     )
-    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
     qtbot.waitUntil(
         lambda: [r.task_id for r in table.selected_records()] == ["task-000003"],
-        timeout=5000,
+        timeout=10_000,
     )
     qtbot.mouseClick(
         header.viewport(),
@@ -309,19 +315,19 @@ def test_select_far_task_clears_hiding_filter(
     table = open_table(qtbot, idle_engine, runner)
     table.set_status_filter(TaskStatus.FAILURE)
     table.set_queue_filter(TaskQueue.DEFAULT)
-    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=5000)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
 
     table.select_task("task-000123")
 
     qtbot.waitUntil(
         lambda: [r.task_id for r in table.selected_records()] == ["task-000123"],
-        timeout=5000,
+        timeout=10_000,
     )
     row = table.model.row_of("task-000123")
     assert row == 5000 - 1 - 123
     assert table.task_filter() == TaskFilter(queue=TaskQueue.DEFAULT)
     assert table.filter_bar.status() is None
-    qtbot.waitUntil(lambda: visible(table, row), timeout=2000)
+    qtbot.waitUntil(lambda: visible(table, row), timeout=10_000)
     assert table.view.currentIndex().row() == row
 
 
@@ -330,7 +336,7 @@ def test_select_unknown_task_reports(
 ) -> None:
     table = open_table(qtbot, idle_engine, runner)
 
-    with qtbot.waitSignal(table.message_requested, timeout=5000) as message:
+    with qtbot.waitSignal(table.message_requested, timeout=10_000) as message:
         table.select_task("no-such-task")
 
     assert "no-such-task" in message.args[0]
@@ -347,7 +353,7 @@ def test_new_rows_keep_selection_and_scroll(
     # Started after the inserts, the feed sends only the new task's changes,
     # so the model takes its cheap path and inserts one row at the top.
     feed = start_feed()
-    qtbot.waitUntil(lambda: feed._since is not None, timeout=5000)
+    qtbot.waitUntil(lambda: feed._since is not None, timeout=10_000)
     feed.changes_arrived.connect(table.apply_changes)
     table.view.scrollTo(table.model.index(100, 0), table.view.ScrollHint.PositionAtTop)
     top_before = table.view.indexAt(QPoint(5, 5)).row()
@@ -359,11 +365,8 @@ def test_new_rows_keep_selection_and_scroll(
 
     qtbot.waitUntil(lambda: table.model.rowCount() == 301, timeout=10_000)
     qtbot.waitUntil(
-        lambda: (
-            table.model.record_at(table.view.indexAt(QPoint(5, 5)).row()).task_id
-            == top_id
-        ),
-        timeout=2000,
+        lambda: id_at(table, table.view.indexAt(QPoint(5, 5)).row()) == top_id,
+        timeout=10_000,
     )
     assert table.model.record_at(0).task_id == new_id
     assert [r.task_id for r in table.selected_records()] == [selected_id]
