@@ -809,6 +809,55 @@ def _add_tasks_parser(commands: Any) -> None:
     )
 
 
+def run_bench_command(args: argparse.Namespace) -> int:
+    # Imported here: the bench pulls in Huey's consumer, which other commands skip.
+    from .bench import bench_main
+
+    return bench_main(args)
+
+
+def _add_bench_parser(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure the engine, the ledger and the window next to plain Huey",
+        description="Measure throughput and latencies of the engine next to plain "
+        "Huey, ledger queries and the window, on temporary SQLite files and on "
+        "Redis, and compare them with the targets. Without --redis-url, a "
+        "redis-server from PATH is started on a free 127.0.0.1 port for the run.",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes, about two minutes in all (default: the full sizes)",
+    )
+    bench.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout"
+    )
+    bench.add_argument(
+        "--backend-kind",
+        choices=("sqlite", "redis", "both"),
+        default="both",
+        help="the backends to measure (default: both)",
+    )
+    bench.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="a Redis database to use instead of a redis-server of its own; "
+        "the bench writes and deletes keys of fresh namespaces there",
+    )
+    bench.add_argument(
+        "--sections",
+        metavar="NAME,...",
+        help="only these sections, separated by commas: drain, end_to_end, "
+        "start_latency, governance, ledger, window (default: all)",
+    )
+    # Sizes for the test that keeps the command working; hidden from --help.
+    bench.add_argument(
+        "--sizes", choices=("full", "quick", "tiny"), help=argparse.SUPPRESS
+    )
+    bench.set_defaults(run=run_bench_command, default_level=logging.WARNING)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -860,6 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_worker_parser(commands)
     _add_tasks_parser(commands)
+    _add_bench_parser(commands)
     # Imported here because cli_schedules builds on the helpers of this module.
     from .cli_schedules import add_schedules_parser
 

@@ -1,0 +1,979 @@
+"""The benchmark behind ``chenu-desktop bench``: the engine next to plain Huey.
+
+Every measurement opens its own engine on a fresh temporary SQLite file or a
+fresh Redis namespace, so one figure does not inherit the records of another.
+Figures are wall-clock times on whatever else the machine is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import huey
+import redis
+from huey import PriorityRedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+
+from .backend import mask_url
+from .config import DEFAULT_WORKERS, Config
+from .engine import Engine
+from .errors import ChenuError
+from .models import TaskQueue, TaskRecord, TaskStatus
+from .registry import TaskRegistry, background_task
+
+logger = logging.getLogger("chenu.bench")
+
+#: Worker threads of the queue under test in the throughput figures, for both
+#: the engine and plain Huey.
+THROUGHPUT_WORKERS = 2
+
+#: Targets the figures are compared with: (section, figure, comparison, bound).
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("drain", "ratio", ">=", 0.90),
+    ("start_latency", "p50_ms", "<", 5.0),
+    ("start_latency", "p99_ms", "<", 20.0),
+    ("start_latency", "idle_cpu_percent", "<", 1.0),
+    ("governance", "p99_ms", "<", 50.0),
+    ("ledger", "max_page_ms", "<", 20.0),
+    ("ledger", "queue_stats_ms", "<", 5.0),
+    ("window", "first_paint_ms", "<", 1000.0),
+    ("window", "lag_p99_ms", "<", 30.0),
+    ("window", "rss_mb", "<", 400.0),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much work each measurement does."""
+
+    drain_tasks: int
+    e2e_tasks: int
+    start_tasks: int
+    start_rate: float
+    idle_seconds: float
+    governance_waiting: int
+    governance_probes: int
+    governance_rate: float
+    ledger_records: int
+    window_records: int
+    window_seconds: float
+    window_rate: float
+
+
+SIZES = {
+    "full": Sizes(
+        drain_tasks=5000,
+        e2e_tasks=5000,
+        start_tasks=500,
+        start_rate=100.0,
+        idle_seconds=5.0,
+        governance_waiting=10_000,
+        governance_probes=200,
+        governance_rate=20.0,
+        ledger_records=1_000_000,
+        window_records=100_000,
+        window_seconds=30.0,
+        window_rate=2000.0,
+    ),
+    "quick": Sizes(
+        drain_tasks=400,
+        e2e_tasks=400,
+        start_tasks=100,
+        start_rate=100.0,
+        idle_seconds=1.0,
+        governance_waiting=1000,
+        governance_probes=40,
+        governance_rate=20.0,
+        ledger_records=20_000,
+        window_records=5000,
+        window_seconds=3.0,
+        window_rate=2000.0,
+    ),
+    # Only for the test that keeps the command working: figures are noise.
+    "tiny": Sizes(
+        drain_tasks=20,
+        e2e_tasks=20,
+        start_tasks=10,
+        start_rate=100.0,
+        idle_seconds=0.3,
+        governance_waiting=20,
+        governance_probes=5,
+        governance_rate=50.0,
+        ledger_records=400,
+        window_records=200,
+        window_seconds=0.5,
+        window_rate=500.0,
+    ),
+}
+
+
+# --- tasks -------------------------------------------------------------------
+
+#: The bench's own tasks, kept out of the default registry of the process.
+bench_registry = TaskRegistry()
+_hold_release = threading.Event()
+#: Maximum time a hold task waits, so a failed run cannot leave threads forever.
+_HOLD_TIMEOUT = 600.0
+
+
+@background_task(name="bench_noop", registry=bench_registry)
+def bench_noop() -> None:
+    """Do nothing: the cost measured is the engine's own."""
+
+
+@background_task(name="bench_hold", registry=bench_registry)
+def bench_hold() -> None:
+    """Keep a worker busy until the governance measurement releases it."""
+    _hold_release.wait(_HOLD_TIMEOUT)
+
+
+@background_task(
+    name="bench_governance_noop", queue=TaskQueue.GOVERNANCE, registry=bench_registry
+)
+def bench_governance_noop() -> None:
+    """Do nothing on the governance queue, which needs no approval here."""
+
+
+# --- statistics and machine --------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of `values` (fraction 0 to 1)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def latency_figures(seconds: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(seconds, 0.50) * 1000,
+        "p99_ms": percentile(seconds, 0.99) * 1000,
+        "max_ms": max(seconds) * 1000,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(redis_version: str | None) -> dict[str, Any]:
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = []
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "huey": huey.__version__,
+        "redis_server": redis_version,
+        "load_average_at_start": load,
+    }
+
+
+# --- backends ----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BenchError(ChenuError):
+    """The bench cannot run as requested: a missing tool, an option or a stall."""
+
+
+class OwnRedisServer:
+    """A redis-server that the bench starts on a free loopback port and stops."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise BenchError(
+                "redis-server not found on PATH: install it (Debian: apt-get "
+                "install redis-server), pass --redis-url, or use --backend-kind sqlite"
+            )
+        self.binary = binary
+        self.workdir = workdir
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None:
+                        raise BenchError(
+                            f"redis-server exited with code {self.process.returncode}"
+                        ) from None
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise BenchError(
+                            f"redis-server did not respond on port {self.port} "
+                            f"within {timeout:g} s"
+                        ) from None
+                    # The port is not listening yet: there is nothing to wait on.
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop the server by its pid; a server that ignores SIGTERM is killed."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclasses.dataclass
+class Backend:
+    """The storage of one backend kind that the measurements write to."""
+
+    kind: str
+    workdir: Path
+    redis_url: str | None = None
+
+    def new_url(self) -> tuple[str, str]:
+        """Return a fresh engine URL and namespace; each call gets empty storage."""
+        namespace = "bench" + uuid.uuid4().hex[:10]
+        if self.kind == "sqlite":
+            return (
+                f"sqlite://{(self.workdir / (namespace + '.db')).as_posix()}",
+                namespace,
+            )
+        assert self.redis_url is not None
+        return self.redis_url, namespace
+
+    def discard(self, url: str, namespace: str) -> None:
+        """Delete what one measurement stored."""
+        if self.kind == "sqlite":
+            path = Path(url[len("sqlite://") :])
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            return
+        client = redis.Redis.from_url(url)
+        try:
+            for pattern in (f"chenu:{namespace}:*", f"huey.*.{namespace}*"):
+                batch: list[bytes] = []
+                for key in client.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 1000:
+                        client.unlink(*batch)
+                        batch = []
+                if batch:
+                    client.unlink(*batch)
+        finally:
+            client.close()
+
+
+# --- engines and plain Huey ----------------------------------------------------
+
+
+def only_queue(queue: TaskQueue, workers: int) -> dict[TaskQueue, int]:
+    """Return worker counts with `workers` threads on `queue` and none elsewhere."""
+    return {q: (workers if q is queue else 0) for q in TaskQueue}
+
+
+@contextlib.contextmanager
+def bench_engine(backend: Backend, workers: dict[TaskQueue, int]) -> Iterator[Engine]:
+    """Open an engine on empty storage; close it and delete its data afterwards."""
+    url, namespace = backend.new_url()
+    config = Config(
+        backend=url, namespace=namespace, workers=dict(workers), heartbeat_interval=1.0
+    )
+    engine = Engine(config, bench_registry)
+    try:
+        yield engine
+    finally:
+        _hold_release.set()
+        engine.close()
+        backend.discard(url, namespace)
+
+
+def status_count(engine: Engine, queue: TaskQueue, status: TaskStatus) -> int:
+    """Return a queue's count of one status from the ledger's counters."""
+    return engine.ledger.status_counts().get(queue, {}).get(status, 0)
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.005
+) -> None:
+    """Poll `condition` every `interval` s; raise BenchError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_success(engine: Engine, queue: TaskQueue, count: int, timeout: float) -> None:
+    wait_for(
+        lambda: status_count(engine, queue, TaskStatus.SUCCESS) >= count,
+        timeout,
+        f"{count} successful tasks on queue {queue.value}",
+    )
+
+
+def _timeout_for(tasks: int) -> float:
+    """Return a deadline generous enough for a slow machine: 100 tasks/s plus 30 s."""
+    return 30.0 + tasks / 100.0
+
+
+class _EmbeddedConsumer(Consumer):
+    """Huey's consumer without its SIGINT/SIGTERM/SIGHUP handlers.
+
+    Huey's `Consumer.start` installs them, which would take Ctrl+C away from
+    the bench; its workers, scheduler and stop are unchanged.
+    """
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+def plain_huey(backend: Backend) -> tuple[Huey, Callable[[], None]]:
+    """Create a plain Huey with Huey's defaults on fresh storage; return it and a cleanup."""
+    name = "bench_plain_" + uuid.uuid4().hex[:10]
+    if backend.kind == "sqlite":
+        path = backend.workdir / (name + ".db")
+        instance: Huey = SqliteHuey(name, filename=str(path))
+
+        def discard() -> None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+
+        return instance, discard
+    assert backend.redis_url is not None
+    instance = PriorityRedisHuey(name, url=backend.redis_url)
+
+    def discard_redis() -> None:
+        instance.storage.flush_all()
+        instance.storage.pool.disconnect()
+
+    return instance, discard_redis
+
+
+def plain_huey_run(backend: Backend, tasks: int, submit_while_running: bool) -> float:
+    """Return the tasks/s of plain Huey with 2 thread workers for `tasks` no-ops.
+
+    Without `submit_while_running`, every task is enqueued before the consumer
+    starts and the time runs from its start; otherwise the time runs from the
+    first enqueue with the consumer already running.
+    """
+    instance, discard = plain_huey(backend)
+    done: list[int] = []
+
+    @instance.task()
+    def plain_noop() -> None:
+        done.append(1)  # list.append is atomic under the GIL
+
+    consumer = _EmbeddedConsumer(
+        instance,
+        workers=THROUGHPUT_WORKERS,
+        worker_type="thread",
+        periodic=False,
+        check_worker_health=False,
+    )
+    try:
+        if submit_while_running:
+            consumer.start()
+            start = time.perf_counter()
+            for _ in range(tasks):
+                plain_noop()
+        else:
+            for _ in range(tasks):
+                plain_noop()
+            start = time.perf_counter()
+            consumer.start()
+        wait_for(lambda: len(done) >= tasks, _timeout_for(tasks), "plain Huey tasks")
+        elapsed = time.perf_counter() - start
+    finally:
+        consumer.stop(graceful=True)
+        discard()
+    return tasks / elapsed
+
+
+# --- measurements ------------------------------------------------------------
+
+
+def measure_drain(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Drain no-op tasks submitted while no worker runs, then plain Huey the same way."""
+    tasks = sizes.drain_tasks
+    with bench_engine(
+        backend, only_queue(TaskQueue.DEFAULT, THROUGHPUT_WORKERS)
+    ) as engine:
+        for _ in range(tasks):
+            engine.task_service.submit("bench_noop")
+        start = time.perf_counter()
+        engine.start_workers(scheduler=False)
+        wait_success(engine, TaskQueue.DEFAULT, tasks, _timeout_for(tasks))
+        engine_rate = tasks / (time.perf_counter() - start)
+    plain_rate = plain_huey_run(backend, tasks, submit_while_running=False)
+    return {
+        "tasks": tasks,
+        "engine_tasks_per_s": engine_rate,
+        "plain_huey_tasks_per_s": plain_rate,
+        "ratio": engine_rate / plain_rate,
+    }
+
+
+def measure_end_to_end(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Submit no-op tasks from this thread while the workers run them."""
+    tasks = sizes.e2e_tasks
+    latencies: list[float] = []
+    with bench_engine(
+        backend, only_queue(TaskQueue.DEFAULT, THROUGHPUT_WORKERS)
+    ) as engine:
+        engine.start_workers(scheduler=False)
+        submit = engine.task_service.submit
+        start = time.perf_counter()
+        for _ in range(tasks):
+            before = time.perf_counter()
+            submit("bench_noop")
+            latencies.append(time.perf_counter() - before)
+        wait_success(engine, TaskQueue.DEFAULT, tasks, _timeout_for(tasks))
+        engine_rate = tasks / (time.perf_counter() - start)
+    plain_rate = plain_huey_run(backend, tasks, submit_while_running=True)
+    submit_figures = latency_figures(latencies)
+    return {
+        "tasks": tasks,
+        "engine_tasks_per_s": engine_rate,
+        "plain_huey_tasks_per_s": plain_rate,
+        "ratio": engine_rate / plain_rate,
+        "submit_p50_ms": submit_figures["p50_ms"],
+        "submit_p99_ms": submit_figures["p99_ms"],
+    }
+
+
+def submit_paced(engine: Engine, task_name: str, count: int, rate: float) -> list[str]:
+    """Submit `count` tasks at `rate` per second on a fixed schedule; return their ids."""
+    ids: list[str] = []
+    start = time.perf_counter()
+    for index in range(count):
+        pause = start + index / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        ids.append(engine.task_service.submit(task_name))
+    return ids
+
+
+def start_latencies(engine: Engine, task_ids: Sequence[str]) -> list[float]:
+    """Return started_at - created_at of each task, in seconds."""
+    latencies = []
+    for task_id in task_ids:
+        record = engine.ledger.get(task_id)
+        if record is None or record.started_at is None:
+            raise BenchError(f"task {task_id} has no start time in the ledger")
+        latencies.append(record.started_at - record.created_at)
+    return latencies
+
+
+def process_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def measure_start_latency(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Measure idle CPU, then submit at a fixed rate into idle workers.
+
+    The engine runs every queue with the default worker counts and the
+    scheduler, as the window does; the tasks go to the default queue.
+    """
+    with bench_engine(backend, DEFAULT_WORKERS) as engine:
+        engine.start_workers()
+        # Let the workers reach their idle state: SQLite workers back off.
+        time.sleep(min(2.0, sizes.idle_seconds))
+        cpu_before = process_cpu_seconds()
+        wall_before = time.perf_counter()
+        time.sleep(sizes.idle_seconds)
+        idle_cpu = (process_cpu_seconds() - cpu_before) / (
+            time.perf_counter() - wall_before
+        )
+        ids = submit_paced(engine, "bench_noop", sizes.start_tasks, sizes.start_rate)
+        wait_success(engine, TaskQueue.DEFAULT, len(ids), _timeout_for(len(ids)))
+        engine.flush()
+        figures = latency_figures(start_latencies(engine, ids))
+    return {
+        "tasks": sizes.start_tasks,
+        "rate_per_s": sizes.start_rate,
+        **figures,
+        "idle_cpu_percent": idle_cpu * 100,
+    }
+
+
+def measure_governance(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Time governance starts while every worker of the other queues is busy."""
+    others = [q for q in TaskQueue if q is not TaskQueue.GOVERNANCE]
+    busy_workers = sum(DEFAULT_WORKERS[q] for q in others)
+    _hold_release.clear()
+    with bench_engine(backend, DEFAULT_WORKERS) as engine:
+        submit = engine.task_service.submit
+        start = time.perf_counter()
+        for index in range(busy_workers + sizes.governance_waiting):
+            submit("bench_hold", queue=others[index % len(others)])
+        fill_seconds = time.perf_counter() - start
+        engine.start_workers(scheduler=False)
+        wait_for(
+            lambda: (
+                sum(status_count(engine, q, TaskStatus.RUNNING) for q in others)
+                >= busy_workers
+            ),
+            60.0,
+            f"{busy_workers} busy workers",
+        )
+        ids = submit_paced(
+            engine,
+            "bench_governance_noop",
+            sizes.governance_probes,
+            sizes.governance_rate,
+        )
+        wait_success(engine, TaskQueue.GOVERNANCE, len(ids), _timeout_for(len(ids)))
+        engine.flush()
+        figures = latency_figures(start_latencies(engine, ids))
+        waiting = sum(status_count(engine, q, TaskStatus.PENDING) for q in others)
+        running = sum(status_count(engine, q, TaskStatus.RUNNING) for q in others)
+    return {
+        "probes": sizes.governance_probes,
+        "busy_workers": running,
+        "waiting_tasks": waiting,
+        "fill_seconds": fill_seconds,
+        **figures,
+    }
+
+
+# --- ledger ------------------------------------------------------------------
+
+_TASK_NAMES = [
+    "bench_" + word
+    for word in (
+        "report", "sync", "import", "export", "mail",
+        "resize", "backup", "index", "audit", "billing",
+    )
+]  # fmt: skip
+_ERRORS = [
+    "TimeoutError: upstream {name} timed out after 30 s",
+    "ConnectionError: connection to {name} refused",
+    "ValueError: invalid row {row} in input",
+]
+#: The creation times of loaded records span this many days, newest now.
+LEDGER_SPAN_DAYS = 60.0
+_INSERT_BATCH = 2000
+
+
+def make_records(count: int, now: float, seed: int = 7) -> Iterator[TaskRecord]:
+    """Yield `count` finished and waiting records, oldest first, over 60 days."""
+    rng = random.Random(seed)
+    queues = list(TaskQueue)
+    span = LEDGER_SPAN_DAYS * 86400
+    statuses = [
+        TaskStatus.SUCCESS,
+        TaskStatus.FAILURE,
+        TaskStatus.PENDING,
+        TaskStatus.CANCELLED,
+    ]
+    for index in range(count):
+        created = now - span * (count - index) / count
+        status = rng.choices(statuses, weights=(85, 10, 3, 2))[0]
+        name = rng.choice(_TASK_NAMES)
+        record = TaskRecord(
+            task_id=uuid.uuid4().hex,
+            task_name=name,
+            queue=queues[index % len(queues)],
+            priority=6,
+            status=status,
+            created_at=created,
+            updated_at=created,
+            history=[[TaskStatus.PENDING.value, created]],
+        )
+        if status is not TaskStatus.PENDING:
+            record.started_at = created + 0.005
+            record.finished_at = created + rng.uniform(0.01, 2.0)
+            record.updated_at = record.finished_at
+            record.attempts = 1
+            record.history.append([status.value, record.finished_at])
+        if status is TaskStatus.FAILURE:
+            template = rng.choice(_ERRORS)
+            record.error = template.format(name=name, row=rng.randrange(100_000))
+        yield record
+
+
+def _batches(records: Iterator[TaskRecord], size: int) -> Iterator[list[TaskRecord]]:
+    while batch := list(itertools.islice(records, size)):
+        yield batch
+
+
+def load_records(ledger: Any, backend_kind: str, records: Iterator[TaskRecord]) -> int:
+    """Insert records straight into a ledger, the fastest way each backend offers.
+
+    SQLite takes batches through `insert_many`. Redis runs the ledger's own
+    insert script for each record, sent in pipelines of one batch each.
+    Returns how many records were inserted.
+    """
+    from .ledger.redis_ledger import RedisLedger
+
+    inserted = 0
+    for batch in _batches(records, _INSERT_BATCH):
+        if backend_kind == "sqlite":
+            ledger.insert_many(batch)
+        else:
+            pipeline = ledger._client.pipeline(transaction=False)
+            # A ledger over the pipeline queues each insert instead of sending it.
+            queued = RedisLedger(pipeline, ledger._prefix.split(":")[1])
+            for record in batch:
+                queued.insert(record)
+            pipeline.execute()
+        inserted += len(batch)
+    return inserted
+
+
+def _time_ms(call: Callable[[], Any], repeat: int = 5) -> tuple[float, float]:
+    """Return the first and the median time of `repeat` calls, in ms."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times[0], percentile(times, 0.5)
+
+
+def measure_ledger(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Load records, time one page per filter, queue_stats() and cleanup of half."""
+    from .backend import create_ledger, parse_backend
+    from .models import TaskFilter
+
+    url, namespace = backend.new_url()
+    ledger = create_ledger(parse_backend(url), namespace, 100_000)
+    try:
+        now = time.time()
+        start = time.perf_counter()
+        count = load_records(
+            ledger, backend.kind, make_records(sizes.ledger_records, now)
+        )
+        load_seconds = time.perf_counter() - start
+        middle = now - LEDGER_SPAN_DAYS * 86400 / 2
+        filters = {
+            "all": TaskFilter(),
+            "status": TaskFilter(status=TaskStatus.FAILURE),
+            "queue": TaskFilter(queue=TaskQueue.LOW),
+            "name": TaskFilter(task_name="bench_backup"),
+            "text_name": TaskFilter(text="backup"),
+            "text_error": TaskFilter(text="timed out"),
+            "text_id": TaskFilter(text="ab12"),
+            "time_range": TaskFilter(
+                created_after=middle - 3600, created_before=middle
+            ),
+            "status_and_queue": TaskFilter(
+                status=TaskStatus.SUCCESS, queue=TaskQueue.HIGH
+            ),
+        }
+        figures: dict[str, float] = {
+            "records": count,
+            "load_seconds": load_seconds,
+            "load_records_per_s": count / load_seconds,
+        }
+        for label, task_filter in filters.items():
+            first, median = _time_ms(lambda f=task_filter: ledger.list_tasks(f, 50, 0))
+            figures[f"page_{label}_ms"] = median
+            figures[f"page_{label}_first_ms"] = first
+        figures["max_page_ms"] = max(figures[f"page_{label}_ms"] for label in filters)
+
+        def stats() -> None:
+            moment = time.time()
+            ledger.queue_stats(
+                moment, ledger.list_workers(moment), ledger.paused_queues()
+            )
+
+        first, median = _time_ms(stats)
+        figures["queue_stats_ms"] = median
+        figures["queue_stats_first_ms"] = first
+
+        # The same loop as TaskService.cleanup, on the older half of the records.
+        start = time.perf_counter()
+        deleted = 0
+        while True:
+            ids = ledger.delete_finished_before(middle, 1000)
+            deleted += len(ids)
+            if len(ids) < 1000:
+                break
+        figures["cleanup_ms"] = (time.perf_counter() - start) * 1000
+        figures["cleanup_deleted"] = deleted
+    finally:
+        ledger.close()
+        backend.discard(url, namespace)
+    return figures
+
+
+# --- the run -----------------------------------------------------------------
+
+SECTIONS: dict[str, Callable[[Backend, Sizes], dict[str, float]]] = {
+    "drain": measure_drain,
+    "end_to_end": measure_end_to_end,
+    "start_latency": measure_start_latency,
+    "governance": measure_governance,
+    "ledger": measure_ledger,
+}
+
+
+def redis_server_version(url: str) -> str:
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        return str(client.info("server")["redis_version"])
+    except redis.RedisError as exc:
+        raise BenchError(f"Redis at {url} is unavailable: {exc}") from exc
+    finally:
+        client.close()
+
+
+def compare_targets(
+    results: dict[str, dict[str, dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """Return each target with each backend's figure and whether it is met."""
+    rows = []
+    for section, figure, comparison, bound in TARGETS:
+        for kind, sections in results.items():
+            value = sections.get(section, {}).get(figure)
+            if value is None:
+                continue
+            met = value >= bound if comparison == ">=" else value < bound
+            rows.append(
+                {
+                    "backend": kind,
+                    "section": section,
+                    "figure": figure,
+                    "value": value,
+                    "target": f"{comparison} {bound:g}",
+                    "met": met,
+                }
+            )
+    return rows
+
+
+def run_bench(
+    kinds: Sequence[str],
+    sizes_name: str = "full",
+    redis_url: str | None = None,
+    sections: Sequence[str] | None = None,
+    command: str = "chenu-desktop bench",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the chosen sections on each backend kind; return the JSON document.
+
+    Without `redis_url`, a redis-server is started on a free loopback port
+    for the run and stopped at its end. Temporary files are deleted.
+    """
+    sizes = SIZES[sizes_name]
+    chosen = list(sections or ALL_SECTIONS)
+    unknown = [name for name in chosen if name not in ALL_SECTIONS]
+    if unknown:
+        raise BenchError(
+            f"unknown section {unknown[0]!r}: use some of {', '.join(ALL_SECTIONS)}"
+        )
+    report = progress or (lambda message: None)
+    started = dt.datetime.now(dt.timezone.utc)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    redis_version = None
+    with contextlib.ExitStack() as stack:
+        workdir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="chenu-bench-"))
+        )
+        url = redis_url
+        if "redis" in kinds and url is None:
+            server = OwnRedisServer(workdir)
+            server.start()
+            stack.callback(server.stop)
+            url = server.url
+        if "redis" in kinds:
+            assert url is not None
+            redis_version = redis_server_version(url)
+        for kind in kinds:
+            backend = Backend(kind, workdir, url if kind == "redis" else None)
+            results[kind] = {}
+            for name in chosen:
+                report(f"{kind}: {name}")
+                begin = time.perf_counter()
+                if name == "window":
+                    from .bench_window import measure_window
+
+                    figures = measure_window(backend, sizes)
+                else:
+                    figures = SECTIONS[name](backend, sizes)
+                figures["section_seconds"] = time.perf_counter() - begin
+                results[kind][name] = figures
+    return {
+        "machine": machine_info(redis_version),
+        "date": started.isoformat(timespec="seconds"),
+        "command": command,
+        "sizes": sizes_name,
+        "worker_threads": THROUGHPUT_WORKERS,
+        "default_workers": {q.value: n for q, n in DEFAULT_WORKERS.items()},
+        "results": results,
+        "targets": compare_targets(results),
+        "duration_seconds": (
+            dt.datetime.now(dt.timezone.utc) - started
+        ).total_seconds(),
+    }
+
+
+ALL_SECTIONS = list(SECTIONS)
+
+
+# --- output ------------------------------------------------------------------
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value >= 100:
+            return f"{value:,.0f}"
+        if value >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+def format_report(document: dict[str, Any]) -> str:
+    """Return the document as text: the machine, then one table of every figure."""
+    machine = document["machine"]
+    versions = (
+        f"Python {machine['python']}, Huey {machine['huey']}, "
+        f"redis-server {machine['redis_server'] or '-'}"
+    )
+    load = ", ".join(f"{value:.2f}" for value in machine["load_average_at_start"])
+    lines = [
+        f"date:     {document['date']}",
+        f"command:  {document['command']}",
+        f"machine:  {machine['cpu']}, {machine['cores']} cores, {machine['system']}",
+        f"versions: {versions}",
+        f"load average at start: {load}",
+        "",
+    ]
+    results = document["results"]
+    kinds = list(results)
+    targets = {
+        (row["backend"], row["section"], row["figure"]): row
+        for row in document["targets"]
+    }
+    headers = ["SECTION", "FIGURE", *(kind.upper() for kind in kinds), "TARGET"]
+    rows: list[list[str]] = []
+    sections: list[str] = []
+    for kind in kinds:
+        sections += [name for name in results[kind] if name not in sections]
+    for section in sections:
+        figures: list[str] = []
+        for kind in kinds:
+            figures += [f for f in results[kind].get(section, {}) if f not in figures]
+        for figure in figures:
+            row = [section, figure]
+            target = ""
+            for kind in kinds:
+                value = results[kind].get(section, {}).get(figure)
+                text = "-" if value is None else _format_value(value)
+                check = targets.get((kind, section, figure))
+                if check is not None:
+                    text += " met" if check["met"] else " MISSED"
+                    target = check["target"]
+                row.append(text)
+            row.append(target)
+            rows.append(row)
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        )
+    lines.append("")
+    lines.append(f"finished in {document['duration_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def command_line(args: Any) -> str:
+    """Return the ``bench`` command line that the parsed options stand for."""
+    words = ["chenu-desktop", "bench"]
+    if args.quick:
+        words.append("--quick")
+    if args.json:
+        words.append("--json")
+    if args.backend_kind != "both":
+        words += ["--backend-kind", args.backend_kind]
+    if args.redis_url:
+        words += ["--redis-url", mask_url(args.redis_url)]
+    if args.sizes:
+        words += ["--sizes", args.sizes]
+    if args.sections:
+        words += ["--sections", args.sections]
+    return " ".join(words)
+
+
+def bench_main(args: Any) -> int:
+    """Run the bench for the parsed ``bench`` command line; print the result."""
+    kinds = ["sqlite", "redis"] if args.backend_kind == "both" else [args.backend_kind]
+    sizes_name = args.sizes or ("quick" if args.quick else "full")
+    sections = args.sections.split(",") if args.sections else None
+    command = command_line(args)
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    document = run_bench(kinds, sizes_name, args.redis_url, sections, command, progress)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(format_report(document))
+    return 0

@@ -1,0 +1,111 @@
+"""The bench command runs every section on both backends and reports numbers.
+
+These are behaviour tests: the tiny sizes make every figure noise, so no
+speed is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chenu_desktop import bench
+from chenu_desktop.cli import main
+
+#: Figures that may be 0 on a quiet run; every other figure must be above 0.
+MAY_BE_ZERO = {"idle_cpu_percent"}
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run ``chenu-desktop bench --sizes tiny --json`` once in a subprocess.
+
+    The Redis part starts a redis-server of its own, as a user's run does.
+    """
+    home = tmp_path_factory.mktemp("bench-home")
+    env = dict(os.environ)
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        env[variable] = str(home / variable.lower())
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.pop("CHENU_BACKEND", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "chenu_desktop", "bench", "--sizes", "tiny", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_bench_reports_every_section(tiny_report: dict[str, Any], kind: str) -> None:
+    sections = tiny_report["results"][kind]
+    assert sorted(sections) == sorted(bench.ALL_SECTIONS)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_bench_figures_are_positive(tiny_report: dict[str, Any], kind: str) -> None:
+    for section, figures in tiny_report["results"][kind].items():
+        assert figures, f"{kind} {section} has no figures"
+        for name, value in figures.items():
+            where = f"{kind} {section} {name} = {value!r}"
+            assert isinstance(value, (int, float)), where
+            assert math.isfinite(value), where
+            if name in MAY_BE_ZERO:
+                assert value >= 0, where
+            else:
+                assert value > 0, where
+
+
+def test_bench_compares_every_target(tiny_report: dict[str, Any]) -> None:
+    checked = {
+        (row["backend"], row["section"], row["figure"])
+        for row in tiny_report["targets"]
+    }
+    for kind in ("sqlite", "redis"):
+        for section, figure, _, _ in bench.TARGETS:
+            if section in bench.ALL_SECTIONS:
+                assert (kind, section, figure) in checked
+
+
+def test_bench_describes_machine(tiny_report: dict[str, Any]) -> None:
+    machine = tiny_report["machine"]
+    assert machine["cores"] >= 1
+    assert machine["cpu"]
+    assert machine["huey"]
+    assert machine["redis_server"]
+    assert tiny_report["command"] == "chenu-desktop bench --json --sizes tiny"
+    assert tiny_report["date"]
+
+
+def test_bench_table_lists_figures(tiny_report: dict[str, Any]) -> None:
+    text = bench.format_report(tiny_report)
+    assert "SQLITE" in text
+    assert "REDIS" in text
+    assert "engine_tasks_per_s" in text
+    assert "redis-server" in text
+
+
+def test_bench_without_redis_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    status = main(["bench", "--backend-kind", "redis", "--sizes", "tiny"])
+    assert status == 2
+    assert "redis-server not found on PATH" in capsys.readouterr().err
+
+
+def test_bench_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "--backend-kind", "sqlite", "--sections", "nope"])
+    assert status == 2
+    assert "unknown section 'nope'" in capsys.readouterr().err
