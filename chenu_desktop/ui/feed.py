@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -19,6 +20,23 @@ logger = logging.getLogger("chenu.ui")
 _CHANGE_PAGE = 5000
 #: Changes fetched per poll at most; the rest come with the next poll.
 _MAX_CHANGES_PER_POLL = 50_000
+
+
+def fetch_changes(ledger: Any, since: int | None) -> tuple[int, list[Change], bool]:
+    """Return (last seq, changes, reset) after `since`; runs in a pool thread."""
+    if since is None:
+        return ledger.last_seq(), [], False
+    changes: list[Change] = []
+    reset = False
+    last = since
+    while len(changes) < _MAX_CHANGES_PER_POLL:
+        batch = ledger.changes(last, _CHANGE_PAGE)
+        reset = reset or batch.reset
+        changes.extend(batch.changes)
+        last = batch.last_seq
+        if len(batch.changes) < _CHANGE_PAGE:
+            break
+    return last, changes, reset
 
 
 class EngineFeed(QObject):
@@ -60,6 +78,7 @@ class EngineFeed(QObject):
         self._since: int | None = None
         self._in_flight: set[str] = set()
         self._reachable = True
+        self._stopped = False
         self._timers: list[QTimer] = []
         for interval, poll in (
             (change_interval_ms, self.poll_changes),
@@ -77,11 +96,16 @@ class EngineFeed(QObject):
         return self._reachable
 
     def start(self) -> None:
+        self._stopped = False
+        # Polls dropped by an earlier stop() never cleared their mark.
+        self._in_flight.clear()
         for timer in self._timers:
             timer.start()
         self.refresh_all()
 
     def stop(self) -> None:
+        """Stop polling; results of polls still in flight are dropped."""
+        self._stopped = True
         for timer in self._timers:
             timer.stop()
 
@@ -93,62 +117,60 @@ class EngineFeed(QObject):
 
     # --- polls ---------------------------------------------------------------
 
-    def _poll(
-        self, kind: str, function: Callable[[], Any], deliver: Callable[[Any], None]
-    ) -> None:
-        if kind in self._in_flight:
+    def _poll(self, kind: str, function: Callable[[], Any], deliver: str) -> None:
+        """Run `function` in the pool and pass its result to the method `deliver`."""
+        if self._stopped or kind in self._in_flight:
             return
         self._in_flight.add(kind)
+        # The callbacks hold the feed weakly: a pool thread that drops them must
+        # never be the one that destroys this QObject and its timers.
+        feed_ref = weakref.ref(self)
 
         def on_result(value: Any) -> None:
-            self._in_flight.discard(kind)
-            self._set_reachable(True, "")
-            deliver(value)
+            feed = feed_ref()
+            if feed is None or feed._stopped:
+                return
+            feed._in_flight.discard(kind)
+            feed._set_reachable(True, "")
+            getattr(feed, deliver)(value)
 
         def on_error(message: str) -> None:
-            self._in_flight.discard(kind)
-            self._set_reachable(False, message)
+            feed = feed_ref()
+            if feed is None or feed._stopped:
+                return
+            feed._in_flight.discard(kind)
+            feed._set_reachable(False, message)
 
         if self._runner.run(function, on_result=on_result, on_error=on_error) is None:
             self._in_flight.discard(kind)
 
     def poll_changes(self) -> None:
-        since = self._since
-        self._poll("changes", lambda: self._fetch_changes(since), self._deliver_changes)
+        ledger, since = self._engine.ledger, self._since
+        self._poll("changes", lambda: fetch_changes(ledger, since), "_deliver_changes")
 
     def poll_stats(self) -> None:
-        self._poll(
-            "stats", self._engine.task_service.queue_stats, self.stats_updated.emit
-        )
+        self._poll("stats", self._engine.task_service.queue_stats, "_emit_stats")
 
     def poll_workers(self) -> None:
-        self._poll("workers", self._engine.workers, self.workers_updated.emit)
+        self._poll("workers", self._engine.workers, "_emit_workers")
 
     def poll_schedules(self) -> None:
         self._poll(
             "schedules",
             self._engine.scheduler_service.list_schedules,
-            self.schedules_updated.emit,
+            "_emit_schedules",
         )
 
-    # --- helpers ---------------------------------------------------------------
+    def _emit_stats(self, stats: dict[Any, Any]) -> None:
+        self.stats_updated.emit(stats)
 
-    def _fetch_changes(self, since: int | None) -> tuple[int, list[Change], bool]:
-        """Return (last seq, changes, reset); runs in a pool thread."""
-        ledger = self._engine.ledger
-        if since is None:
-            return ledger.last_seq(), [], False
-        changes: list[Change] = []
-        reset = False
-        last = since
-        while len(changes) < _MAX_CHANGES_PER_POLL:
-            batch = ledger.changes(last, _CHANGE_PAGE)
-            reset = reset or batch.reset
-            changes.extend(batch.changes)
-            last = batch.last_seq
-            if len(batch.changes) < _CHANGE_PAGE:
-                break
-        return last, changes, reset
+    def _emit_workers(self, workers: list[Any]) -> None:
+        self.workers_updated.emit(workers)
+
+    def _emit_schedules(self, schedules: list[Any]) -> None:
+        self.schedules_updated.emit(schedules)
+
+    # --- helpers ---------------------------------------------------------------
 
     def _deliver_changes(self, value: tuple[int, list[Change], bool]) -> None:
         last, changes, reset = value

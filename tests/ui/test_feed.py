@@ -128,3 +128,13 @@ def test_true_refcount_survives_emits(qtbot) -> None:
         emitter.fired.emit(n)
     assert len(received) == 20_000
     assert sys.getrefcount(True) >= before - 10
+
+
+def test_feed_restarts_after_stop(qtbot, ui_engine: Engine, runner: BackgroundRunner) -> None:
+    feed = EngineFeed(ui_engine, runner, stats_interval_ms=50)
+    feed.start()
+    feed.stop()
+    with qtbot.waitSignal(feed.stats_updated, timeout=5000):
+        feed.start()
+    feed.stop()
+
