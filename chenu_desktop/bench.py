@@ -937,7 +937,7 @@ def redis_server_version(url: str) -> str:
     try:
         return str(client.info("server")["redis_version"])
     except redis.RedisError as exc:
-        raise BenchError(f"Redis at {url} is unavailable: {exc}") from exc
+        raise BenchError(f"Redis at {mask_url(url)} is unavailable: {exc}") from exc
     finally:
         client.close()
 
