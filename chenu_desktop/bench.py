@@ -18,8 +18,6 @@ import multiprocessing
 import os
 import platform
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from .backend import mask_url
+from .redis_server import LocalRedisServer, RedisServerError
 from .config import DEFAULT_WORKERS, Config
 from .engine import Engine
 from .errors import ChenuError
@@ -218,82 +217,8 @@ def machine_info(redis_version: str | None) -> dict[str, Any]:
 # --- backends ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class BenchError(ChenuError):
     """The bench cannot run as requested: a missing tool, an option or a stall."""
-
-
-class OwnRedisServer:
-    """A redis-server that the bench starts on a free loopback port and stops."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise BenchError(
-                "redis-server not found on PATH: install it (Debian: apt-get "
-                "install redis-server), pass --redis-url, or use --backend-kind sqlite"
-            )
-        self.binary = binary
-        self.workdir = workdir
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None:
-                        raise BenchError(
-                            f"redis-server exited with code {self.process.returncode}"
-                        ) from None
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise BenchError(
-                            f"redis-server did not respond on port {self.port} "
-                            f"within {timeout:g} s"
-                        ) from None
-                    # The port is not listening yet: there is nothing to wait on.
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stop the server by its pid; a server that ignores SIGTERM is killed."""
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 @dataclasses.dataclass
@@ -996,8 +921,13 @@ def run_bench(
         )
         url = redis_url
         if "redis" in kinds and url is None:
-            server = OwnRedisServer(workdir)
-            server.start()
+            try:
+                server = LocalRedisServer(workdir)
+                server.start()
+            except RedisServerError as exc:
+                raise BenchError(
+                    f"{exc}; or pass --redis-url, or use --backend-kind sqlite"
+                ) from None
             stack.callback(server.stop)
             url = server.url
         if "redis" in kinds:
