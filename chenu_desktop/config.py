@@ -85,7 +85,7 @@ class Config:
         heartbeat_interval: Seconds between two heartbeats of the worker pool.
         heartbeat_timeout: Seconds without a heartbeat after which a worker
             counts as gone.
-        poll_interval: Longest wait in seconds of an idle SQLite worker before
+        poll_interval: Maximum wait in seconds of an idle SQLite worker before
             it looks at the queue again; local submits wake it at once.
         change_retention: Entries the change feed keeps.
         max_argument_bytes: Largest JSON size of a task's arguments that

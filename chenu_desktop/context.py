@@ -18,7 +18,7 @@ _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
 
 
 class TaskContext:
-    """What a task sees of its own run. Get it with `current_task()`.
+    """The context of one task run, returned by `current_task()`.
 
     Attributes:
         task_id: The ledger id of the running task.

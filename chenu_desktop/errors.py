@@ -46,7 +46,7 @@ class ConfigurationError(ChenuError):
 
 
 class BackendUnavailableError(RuntimeError):
-    """The backend (Redis or the SQLite file) did not answer.
+    """The backend (Redis or the SQLite file) did not respond.
 
     Not a ValueError: the input was fine, so retrying later may succeed.
     """

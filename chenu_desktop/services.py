@@ -22,7 +22,6 @@ from .errors import (
 )
 from .ledger.base import Update, encode_json
 from .models import (
-    FINAL_STATUSES,
     RETRYABLE_STATUSES,
     WAITING_STATUSES,
     QueueStats,
@@ -84,7 +83,7 @@ def _timestamp(value: dt.datetime | float | int | None, name: str) -> float | No
     )
 
 
-#: Errors that mean the backend did not answer, not that the input was bad.
+#: Errors that mean the backend did not respond, not that the input was bad.
 BACKEND_ERRORS: tuple[type[BaseException], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
@@ -106,7 +105,7 @@ def backend_error_message(action: str, backend: str, exc: BaseException) -> str:
             "check the database number and options in the backend URL"
         )
     return (
-        f"{action} failed: the backend {backend} did not answer ({exc}); "
+        f"{action} failed: the backend {backend} did not respond ({exc}); "
         "try again once it is reachable"
     )
 
@@ -271,7 +270,7 @@ class TaskService:
         except Exception as exc:
             raise BackendUnavailableError(
                 f"submitting {record.task_name!r} failed: the backend "
-                f"{self._engine.spec.display} did not answer ({exc}); nothing was stored"
+                f"{self._engine.spec.display} did not respond ({exc}); nothing was stored"
             ) from exc
         if record.status is not TaskStatus.AWAITING_APPROVAL:
             self._enqueue(record)
@@ -610,7 +609,7 @@ class TaskService:
             )
         else:
             # The task's module is not imported here (a dashboard or a script);
-            # the stored record has all a worker that knows the task needs.
+            # the stored record has all that a worker importing the task needs.
             new_id = self._copy_for_retry(record, kwargs)
         self._ledger.update(
             Update(task_id, None, {"retried_as": new_id}), self._engine.clock()
@@ -674,11 +673,7 @@ class TaskService:
             now,
         )
         if updated is None:
-            current = self.get_status(task_id)
-            raise InvalidStateError(
-                f"task {task_id} is {current.status.value}, not awaiting approval: "
-                "only awaiting tasks can be approved"
-            )
+            raise self._not_awaiting(task_id, "approved")
         self._enqueue(updated)
         logger.info("task %s approved by %s", task_id, approver)
         return updated
@@ -712,13 +707,16 @@ class TaskService:
             now,
         )
         if updated is None:
-            current = self.get_status(task_id)
-            raise InvalidStateError(
-                f"task {task_id} is {current.status.value}, not awaiting approval: "
-                "only awaiting tasks can be rejected"
-            )
+            raise self._not_awaiting(task_id, "rejected")
         logger.info("task %s rejected by %s: %s", task_id, approver, reason)
         return updated
+
+    def _not_awaiting(self, task_id: str, action: str) -> InvalidStateError:
+        current = self.get_status(task_id)
+        return InvalidStateError(
+            f"task {task_id} is {current.status.value}, not awaiting approval: "
+            f"only awaiting tasks can be {action}"
+        )
 
     @staticmethod
     def _check_person(name: Any, role: str) -> str:
@@ -784,6 +782,5 @@ __all__ = [
     "AsyncService",
     "AsyncTaskService",
     "TaskService",
-    "FINAL_STATUSES",
     "check_json_value",
 ]

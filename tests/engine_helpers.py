@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 from chenu_desktop import open_engine
 from chenu_desktop.config import Config
@@ -77,8 +77,3 @@ def backend_url(kind: str, tmp_path: Path, redis_url: str | None) -> str:
 
 def open_test_engine(url: str, **overrides: object) -> Engine:
     return open_engine(config=make_config(url, **overrides))
-
-
-def engines(url: str, count: int) -> Iterator[Engine]:
-    for _ in range(count):
-        yield open_test_engine(url)

@@ -269,9 +269,9 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _on_feed_changes(self, changes: list[Any]) -> None:
+        # The table re-reads changed rows and emits selection_changed with the
+        # fresh records, which refreshes the detail panel.
         self.tasks.apply_changes(changes)
-        if self._shown_task and any(c.task_id == self._shown_task for c in changes):
-            self._load_detail(self._shown_task)
 
     @Slot(dict)
     def _on_feed_stats(self, stats: dict[Any, Any]) -> None:
@@ -311,7 +311,6 @@ class MainWindow(QMainWindow):
         if len(records) == 1:
             self._shown_task = records[0].task_id
             self.detail.show_record(records[0])
-            self._load_detail(records[0].task_id)
         elif not records:
             self._shown_task = None
             self.detail.show_record(None)
