@@ -329,3 +329,26 @@ def test_banner_recovers_after_redis_restart(
         window.runner.close(wait=True)
         engine.close(timeout=2)
         server.stop()
+
+
+@background_task(name="w_steps", queue=TaskQueue.LOW)
+def steps(count: int) -> int:
+    task = current_task()
+    for step in range(1, count + 1):
+        task.set_progress(step / count, f"step {step}")
+        if task.wait_cancelled(0.05):
+            task.check_cancelled()
+    return count
+
+
+def test_detail_follows_selected_task(qtbot, window: MainWindow, ui_engine: Engine) -> None:
+    task_id = ui_engine.task_service.submit("w_steps", count=20)
+    wait_row_status(qtbot, window, task_id, TaskStatus.RUNNING)
+    select(qtbot, window, task_id)
+    qtbot.waitUntil(
+        lambda: window.detail.record is not None
+        and window.detail.record.status is TaskStatus.SUCCESS,
+        timeout=15000,
+    )
+    assert window.detail.record.task_id == task_id
+    assert window.detail.record.result == 20
