@@ -23,6 +23,7 @@ from . import __version__
 from .backend import mask_url, parse_backend
 from .config import Config, check_worker_count, load_config
 from .engine import Engine
+from .logs import file_logging
 from .errors import (
     BackendUnavailableError,
     ChenuError,
@@ -221,6 +222,13 @@ def serve(
 
     With `demo`, a mix of the example tasks is submitted once they run.
     """
+    with file_logging():
+        return _serve(config, queues, shutdown_timeout, demo)
+
+
+def _serve(
+    config: Config, queues: set[TaskQueue], shutdown_timeout: float, demo: bool
+) -> int:
     engine = open_cli_engine(config)
     stop_signals = StopSignals()
     try:
@@ -914,6 +922,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_schedules import add_schedules_parser
 
     add_schedules_parser(commands)
+    from .cli_desktop import add_desktop_entry_parser
+
+    add_desktop_entry_parser(commands)
     return parser
 
 
@@ -972,12 +983,25 @@ def print_error(message: str) -> None:
     print("error: " + " ".join(message.split("\n")), file=sys.stderr)
 
 
+def _ensure_standard_streams() -> None:
+    """Give a windowed launcher, which has no console on Windows, somewhere to print.
+
+    Without a console, `sys.stdout` and `sys.stderr` are None and the first
+    print would raise; the log file still records what matters.
+    """
+    if sys.stdout is None or sys.stderr is None:
+        sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives with the process)
+        sys.stdout = sys.stdout or sink
+        sys.stderr = sys.stderr or sink
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
     The status is 0 on success, 1 when the backend is unreachable, and 2 on
     bad input and on argparse's usage errors.
     """
+    _ensure_standard_streams()
     parser = build_parser()
     try:
         args = parse_arguments(parser, argv)

@@ -44,6 +44,8 @@ logger = logging.getLogger("chenu.ui")
 
 #: Failed tasks "retry all failed" handles at most in one go.
 MAX_BULK_RETRY = 10_000
+#: Seconds the running tasks get to finish when the window stops the engine.
+SHUTDOWN_TIMEOUT = 10.0
 _INFO_TIMEOUT_MS = 6000
 
 
@@ -86,11 +88,17 @@ class MainWindow(QMainWindow):
     Storage calls run through a `BackgroundRunner`; the `EngineFeed` keeps
     every view current. Closing stops the engine off the GUI thread.
 
+    Closing the window stops the engine, unless `keep_running_on_close` is
+    set: then the window only hides and the workers go on (the tray icon
+    brings it back); `quit_app` stops them in either case.
+
     Signals:
         shutdown_finished(): the engine has stopped after a close.
+        hidden_on_close(): the window hid instead of stopping the engine.
     """
 
     shutdown_finished = Signal()
+    hidden_on_close = Signal()
 
     def __init__(
         self,
@@ -112,6 +120,8 @@ class MainWindow(QMainWindow):
         self._shown_task: str | None = None
         self._stopping = False
         self._stopped = False
+        self._quitting = False
+        self.keep_running_on_close = False
 
         self._build_widgets()
         self._build_actions()
@@ -526,6 +536,17 @@ class MainWindow(QMainWindow):
         settings.setValue("window/tab", self.tabs.currentIndex())
         settings.sync()
 
+    def quit_app(self) -> None:
+        """Stop the engine and close, even when closing would only hide."""
+        self._quitting = True
+        if self.isHidden():
+            self.showNormal()
+        self.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self._stopped:
             event.accept()
@@ -533,16 +554,35 @@ class MainWindow(QMainWindow):
         event.ignore()
         if self._stopping:
             return
+        if self.keep_running_on_close and not self._quitting:
+            self.save_state()
+            self.hide()
+            self.hidden_on_close.emit()
+            return
         self._stopping = True
         self.save_state()
         self.feed.stop()
         self.setEnabled(False)
-        self.statusBar().showMessage("Stopping the workers…")
+        text = (
+            "Stopping the workers: running tasks get up to "
+            f"{SHUTDOWN_TIMEOUT:g} s to finish…"
+        )
+        self.banner.setStyleSheet(
+            "#backend_banner { background: #2b6cb0; color: white; padding: 6px; }"
+        )
+        self.banner.setText(text)
+        self.banner.show()
+        self.statusBar().showMessage(text)
         done = threading.Event()
 
         def stop_engine() -> None:
             try:
-                self.engine.close()
+                if not self.engine.close(SHUTDOWN_TIMEOUT):
+                    logger.warning(
+                        "some workers were still running after %g s; their tasks "
+                        "are settled at the next start",
+                        SHUTDOWN_TIMEOUT,
+                    )
             finally:
                 done.set()
 
