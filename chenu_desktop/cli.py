@@ -521,7 +521,7 @@ def tasks_show(engine: Engine, args: argparse.Namespace) -> None:
 def tasks_submit(engine: Engine, args: argparse.Namespace) -> None:
     positional = parse_json_option("--args-json", args.args_json, list)
     keywords = parse_task_keywords(args.kwargs_json, args.assignments)
-    task_id = engine.task_service.submit(
+    task_id = engine.task_service.submit_as_operator(
         args.task_name,
         args=positional,
         kwargs=keywords,
@@ -911,9 +911,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tasks_parser(commands)
     _add_bench_parser(commands)
     # Imported here because cli_schedules builds on the helpers of this module.
+    from .cli_audit import add_audit_parser
     from .cli_schedules import add_schedules_parser
 
     add_schedules_parser(commands)
+    add_audit_parser(commands)
     return parser
 
 
