@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 import redis
 
 from . import __version__
+from .audit.service import AuditWriteError
 from .backend import mask_url, parse_backend
 from .config import Config, check_worker_count, load_config
 from .engine import Engine
@@ -1002,6 +1003,11 @@ def main(argv: list[str] | None = None) -> int:
             logger.debug("command failed", exc_info=True)
             print_error(str(exc))
             return EXIT_BAD_INPUT
+        except AuditWriteError as exc:
+            # The action took effect, which the message states with the backend.
+            logger.debug("command failed", exc_info=True)
+            print_error(str(exc))
+            return EXIT_UNAVAILABLE
         except BACKEND_ERRORS as exc:
             logger.debug("command failed", exc_info=True)
             display = args.backend_display or "the configured backend"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,29 @@ def test_parse_since() -> None:
     assert parse_since("2026-03-01T09:30") == moment.timestamp()
     aware = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
     assert parse_since("2026-03-01T09:30+00:00") == aware.timestamp()
+
+
+def test_audit_write_failure_exits_1(
+    capsys: pytest.CaptureFixture[str], backend: str, sqlite_path: Path
+) -> None:
+    task_id = submit_scheduled(capsys, backend)
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute(
+        "CREATE TRIGGER audit_test_full BEFORE INSERT ON chenu_audit "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    conn.commit()
+    conn.close()
+    code, out, err = run_cli(capsys, "--backend", backend, "tasks", "cancel", task_id)
+    assert code == 1
+    assert out == ""
+    error_lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    expected = (
+        f"error: cancel of task {task_id!r} took effect, but storing its audit "
+        f"entry on {backend} failed (database or disk is full); the entry is in "
+        "the log; do not repeat the action"
+    )
+    assert error_lines == [expected]
+    assert "unavailable" not in err
+    shown = run_json(capsys, "--backend", backend, "tasks", "show", task_id)
+    assert shown["status"] == "cancelled"
