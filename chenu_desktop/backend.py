@@ -17,6 +17,7 @@ from huey.registry import Message
 from huey.serializer import Serializer
 from huey.storage import SqliteStorage
 
+from .audit.store import AuditStore
 from .errors import BackendUnavailableError, InvalidBackendError
 from .ledger.base import Ledger
 from .scheduling.store import ScheduleStore
@@ -253,3 +254,15 @@ def create_schedule_store(spec: BackendSpec, namespace: str) -> ScheduleStore:
     from .scheduling.redis_store import RedisScheduleStore
 
     return RedisScheduleStore(redis.Redis.from_url(spec.url), namespace)
+
+
+def create_audit_store(spec: BackendSpec, namespace: str) -> AuditStore:
+    """Open the audit trail: a table of the SQLite file, or keys under the namespace."""
+    if spec.kind == "sqlite":
+        from .audit.sqlite_store import SqliteAuditStore
+
+        assert spec.path is not None
+        return SqliteAuditStore(spec.path)
+    from .audit.redis_store import RedisAuditStore
+
+    return RedisAuditStore(redis.Redis.from_url(spec.url), namespace)

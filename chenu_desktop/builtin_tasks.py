@@ -42,7 +42,7 @@ def _records(
 @background_task(name="cleanup_old_data", queue=TaskQueue.LOW)
 def cleanup_old_data(days: int = 30) -> dict[str, Any]:
     """Delete finished task records older than `days` days."""
-    deleted = current_task().engine.task_service.cleanup(older_than_days=days)
+    deleted = current_task().engine.task_service.delete_finished(older_than_days=days)
     return {"deleted": deleted, "older_than_days": days}
 
 

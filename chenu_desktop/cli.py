@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 import redis
 
 from . import __version__
+from .audit.service import AuditWriteError
 from .backend import mask_url, parse_backend
 from .config import Config, check_worker_count, load_config
 from .engine import Engine
@@ -529,7 +530,7 @@ def tasks_show(engine: Engine, args: argparse.Namespace) -> None:
 def tasks_submit(engine: Engine, args: argparse.Namespace) -> None:
     positional = parse_json_option("--args-json", args.args_json, list)
     keywords = parse_task_keywords(args.kwargs_json, args.assignments)
-    task_id = engine.task_service.submit(
+    task_id = engine.task_service.submit_as_operator(
         args.task_name,
         args=positional,
         kwargs=keywords,
@@ -919,9 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tasks_parser(commands)
     _add_bench_parser(commands)
     # Imported here because cli_schedules builds on the helpers of this module.
+    from .cli_audit import add_audit_parser
     from .cli_schedules import add_schedules_parser
 
     add_schedules_parser(commands)
+    add_audit_parser(commands)
     from .cli_desktop import add_desktop_entry_parser
 
     add_desktop_entry_parser(commands)
@@ -1024,6 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
             logger.debug("command failed", exc_info=True)
             print_error(str(exc))
             return EXIT_BAD_INPUT
+        except AuditWriteError as exc:
+            # The action took effect, which the message states with the backend.
+            logger.debug("command failed", exc_info=True)
+            print_error(str(exc))
+            return EXIT_UNAVAILABLE
         except BACKEND_ERRORS as exc:
             logger.debug("command failed", exc_info=True)
             display = args.backend_display or "the configured backend"

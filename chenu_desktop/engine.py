@@ -15,6 +15,7 @@ from huey.api import Huey, TaskWrapper
 
 from .backend import (
     BackendSpec,
+    create_audit_store,
     create_huey,
     create_ledger,
     create_schedule_store,
@@ -78,6 +79,7 @@ class Engine:
         async_task_service: The same API as coroutines.
         scheduler_service: Cron schedules (add, edit, run now, history).
         async_scheduler_service: The same API as coroutines.
+        audit: The append-only trail of operator actions, in the ledger's storage.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         from . import builtin_tasks  # noqa: F401  (registers the built-in tasks)
+        from .audit.service import AuditService
         from .scheduling.service import SchedulerService
         from .services import AsyncService, TaskService
 
@@ -100,6 +103,8 @@ class Engine:
         self.ledger: Ledger = create_ledger(
             self.spec, config.namespace, config.change_retention
         )
+        self.audit_store = create_audit_store(self.spec, config.namespace)
+        self.audit = AuditService(self, self.audit_store)
         self.hueys: dict[TaskQueue, Huey] = {}
         self._huey_tasks: dict[TaskQueue, TaskWrapper] = {}
         for queue in TaskQueue:
@@ -264,6 +269,7 @@ class Engine:
             except Exception:
                 logger.exception("closing the storage of queue %s failed", huey.name)
         self.ledger.close()
+        self.audit_store.close()
         self.schedule_store.close()
         logger.info("engine closed")
         return stopped and written

@@ -11,6 +11,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from .audit.store import TARGET_QUEUE, AuditAction
 from .config import check_worker_count
 from .context import TaskContext
 from .ledger.base import Update
@@ -430,15 +431,30 @@ class WorkerPool:
         return True
 
     def resize(self, queue: TaskQueue, size: int) -> None:
-        """Set the worker count of one queue; running workers finish their task first."""
+        """Set the worker count of one queue; running workers finish their task first.
+
+        The count is this process's own; the audit entry names the host and pid.
+        """
         queue = TaskQueue(queue)
         size = check_worker_count(queue, size)
         with self._lock:
             runtime = self.runtimes[queue]
+            previous = runtime.size
             runtime.size = size
             if self._running:
                 runtime.adjust()
         logger.info("queue %s resized to %d workers", queue.value, size)
+        self.engine.audit.record(
+            AuditAction.POOL_RESIZE,
+            TARGET_QUEUE,
+            queue.value,
+            details={
+                "old_workers": previous,
+                "new_workers": size,
+                "host": self.host,
+                "pid": self.pid,
+            },
+        )
 
     def pause(self, queue: TaskQueue) -> None:
         """Stop taking work from the queue in every process; submits still go in."""
@@ -446,12 +462,14 @@ class WorkerPool:
         self.engine.ledger.set_paused(queue, True)
         self.runtimes[queue].set_paused(True)
         logger.info("queue %s paused", queue.value)
+        self.engine.audit.record(AuditAction.QUEUE_PAUSE, TARGET_QUEUE, queue.value)
 
     def resume(self, queue: TaskQueue) -> None:
         queue = TaskQueue(queue)
         self.engine.ledger.set_paused(queue, False)
         self.runtimes[queue].set_paused(False)
         logger.info("queue %s resumed", queue.value)
+        self.engine.audit.record(AuditAction.QUEUE_RESUME, TARGET_QUEUE, queue.value)
 
     def local_workers(self) -> list[WorkerThread]:
         return [w for r in self.runtimes.values() for w in r.workers if w.is_alive()]

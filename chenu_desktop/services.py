@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import redis
 
+from .audit.store import TARGET_LEDGER, TARGET_TASK, AuditAction
 from .errors import (
     BackendUnavailableError,
     InvalidArgumentError,
@@ -81,6 +82,20 @@ def _timestamp(value: dt.datetime | float | int | None, name: str) -> float | No
     raise InvalidArgumentError(
         f"invalid {name} {value!r}: pass a datetime or POSIX seconds"
     )
+
+
+def check_page(limit: Any, offset: Any) -> None:
+    """Raise InvalidArgumentError unless `limit` is 1 to MAX_PAGE and `offset` 0 or more."""
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_PAGE
+    ):
+        raise InvalidArgumentError(
+            f"invalid limit {limit!r}: pass a page size from 1 to {MAX_PAGE}"
+        )
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgumentError(f"invalid offset {offset!r}: pass 0 or more")
 
 
 #: Errors that mean the backend did not respond, not that the input was bad.
@@ -205,6 +220,49 @@ class TaskService:
             task_id=task_id,
             retry_of=retry_of,
         )
+
+    def submit_as_operator(
+        self,
+        task_name: str,
+        /,
+        *,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        priority: int | None = None,
+        queue: TaskQueue | str | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        expires_in: float | None = None,
+    ) -> str:
+        """Submit as `submit` does, for an operator, and record it in the audit trail.
+
+        The window and the command line submit through here. Application
+        code calls `submit`, which writes no audit entry, so the hot path of
+        task producers pays nothing for the trail. Task arguments go in
+        `args` and `kwargs` only.
+        """
+        task_id = self.submit(
+            task_name,
+            args=args,
+            kwargs=kwargs,
+            priority=priority,
+            queue=queue,
+            countdown=countdown,
+            eta=eta,
+            expires_in=expires_in,
+        )
+        record = self._ledger.get(task_id)
+        details: dict[str, Any] = {"task_name": task_name}
+        if record is not None:
+            details.update(
+                queue=record.queue.value,
+                priority=record.priority,
+                status=record.status.value,
+            )
+        self._engine.audit.record(
+            AuditAction.SUBMIT, TARGET_TASK, task_id, details=details, result=task_id
+        )
+        return task_id
 
     def submit_checked(
         self,
@@ -451,16 +509,7 @@ class TaskService:
         task_filter = self.make_filter(
             status, queue, task_name, text, created_after, created_before
         )
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= MAX_PAGE
-        ):
-            raise InvalidArgumentError(
-                f"invalid limit {limit!r}: pass a page size from 1 to {MAX_PAGE}"
-            )
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgumentError(f"invalid offset {offset!r}: pass 0 or more")
+        check_page(limit, offset)
         return self._ledger.list_tasks(task_filter, limit, offset, ascending=ascending)
 
     def count_tasks(
@@ -565,10 +614,22 @@ class TaskService:
                     "there is nothing to cancel"
                 )
             if updated is not None:
-                logger.info(
-                    "task %s: cancel %s",
+                outcome = (
+                    "cancel_requested"
+                    if updated.status is TaskStatus.RUNNING
+                    else "cancelled"
+                )
+                logger.info("task %s: %s", task_id, outcome.replace("_", " "))
+                self._engine.audit.record(
+                    AuditAction.CANCEL,
+                    TARGET_TASK,
                     task_id,
-                    "requested" if updated.status is TaskStatus.RUNNING else "done",
+                    details={
+                        "task_name": record.task_name,
+                        "previous_status": record.status.value,
+                        "outcome": outcome,
+                    },
+                    result=updated,
                 )
                 return updated
         raise InvalidStateError(
@@ -615,6 +676,17 @@ class TaskService:
             Update(task_id, None, {"retried_as": new_id}), self._engine.clock()
         )
         logger.info("task %s retried as %s", task_id, new_id)
+        self._engine.audit.record(
+            AuditAction.RETRY,
+            TARGET_TASK,
+            task_id,
+            details={
+                "task_name": record.task_name,
+                "previous_status": record.status.value,
+                "new_task_id": new_id,
+            },
+            result=new_id,
+        )
         return new_id
 
     def _copy_for_retry(self, record: TaskRecord, kwargs: dict[str, Any]) -> str:
@@ -674,8 +746,12 @@ class TaskService:
         )
         if updated is None:
             raise self._not_awaiting(task_id, "approved")
+        # Enqueue before the audit write, so a failed write never leaves an
+        # approved task off its queue. A failed enqueue raises with the task
+        # recorded as failed and writes no entry, but the record keeps the approver.
         self._enqueue(updated)
         logger.info("task %s approved by %s", task_id, approver)
+        self._record_decision(AuditAction.APPROVE, updated, approver, reason)
         return updated
 
     def reject(self, task_id: str, approver: str, reason: str) -> TaskRecord:
@@ -709,7 +785,28 @@ class TaskService:
         if updated is None:
             raise self._not_awaiting(task_id, "rejected")
         logger.info("task %s rejected by %s: %s", task_id, approver, reason)
+        self._record_decision(AuditAction.REJECT, updated, approver, reason.strip())
         return updated
+
+    def _record_decision(
+        self,
+        action: AuditAction,
+        record: TaskRecord,
+        approver: str,
+        reason: str | None,
+    ) -> None:
+        self._engine.audit.record(
+            action,
+            TARGET_TASK,
+            record.task_id,
+            reason=reason,
+            details={
+                "task_name": record.task_name,
+                "approver": approver,
+                "status": record.status.value,
+            },
+            result=record,
+        )
 
     def _not_awaiting(self, task_id: str, action: str) -> InvalidStateError:
         current = self.get_status(task_id)
@@ -727,9 +824,26 @@ class TaskService:
         return name.strip()
 
     def cleanup(self, older_than_days: float = 30) -> int:
+        """Delete finished records as `delete_finished` does, and audit the cleanup.
+
+        Audit entries are not task records, so no cleanup deletes them.
+        """
+        deleted = self.delete_finished(older_than_days)
+        self._engine.audit.record(
+            AuditAction.CLEANUP,
+            TARGET_LEDGER,
+            "finished tasks",
+            details={"older_than_days": older_than_days, "deleted": deleted},
+            result=deleted,
+        )
+        return deleted
+
+    def delete_finished(self, older_than_days: float = 30) -> int:
         """Delete finished records older than that many days; return how many.
 
-        Waiting and running tasks are never deleted, however old.
+        Waiting and running tasks are never deleted, however old. Writes no
+        audit entry: the built-in ``cleanup_old_data`` task calls this, and
+        its own record contains the count.
         """
         if (
             isinstance(older_than_days, bool)

@@ -12,6 +12,7 @@ import zoneinfo
 from typing import TYPE_CHECKING, Any
 
 from .. import cron
+from ..audit.store import TARGET_SCHEDULE, AuditAction
 from ..errors import ChenuError, InvalidArgumentError
 from ..models import TaskQueue, TaskStatus
 from ..services import wrap_backend_errors
@@ -110,6 +111,29 @@ def _instant(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
 
 
+#: Fields of a schedule whose edits the audit trail lists, old and new value.
+_AUDITED_FIELDS = (
+    "task_name",
+    "expression",
+    "timezone",
+    "kwargs",
+    "misfire",
+    "grace_seconds",
+    "approved_by",
+)
+
+
+def _changed_fields(
+    before: ScheduleRecord, after: ScheduleRecord
+) -> dict[str, list[Any]]:
+    """Return ``{field: [old, new]}`` for each audited field the edit changed."""
+    return {
+        name: [getattr(before, name), getattr(after, name)]
+        for name in _AUDITED_FIELDS
+        if getattr(before, name) != getattr(after, name)
+    }
+
+
 @wrap_backend_errors
 class SchedulerService:
     """Add, edit and run cron schedules; fire them on the ``scheduled`` queue.
@@ -186,6 +210,49 @@ class SchedulerService:
             InvalidArgumentError: The name is taken, or an argument is invalid.
             UnknownTaskError: No task has that name.
         """
+        record = self._add(
+            name,
+            task_name,
+            schedule,
+            timezone=timezone,
+            misfire=misfire,
+            grace_seconds=grace_seconds,
+            enabled=enabled,
+            approved_by=approved_by,
+            task_kwargs=task_kwargs,
+            **kwargs,
+        )
+        info = self._info(record)
+        self._record(
+            AuditAction.SCHEDULE_ADD,
+            record,
+            info,
+            {
+                "task_name": record.task_name,
+                "expression": record.expression,
+                "timezone": record.timezone,
+                "enabled": record.enabled,
+                "kwargs": record.kwargs,
+                "approved_by": record.approved_by,
+            },
+        )
+        return info
+
+    def _add(
+        self,
+        name: str,
+        task_name: str,
+        schedule: str,
+        *,
+        timezone: str | None,
+        misfire: str,
+        grace_seconds: float,
+        enabled: bool,
+        approved_by: str | None,
+        task_kwargs: dict[str, Any] | None,
+        **kwargs: Any,
+    ) -> ScheduleRecord:
+        """Check and store a new schedule without an audit entry; see `add_schedule`."""
         name = self._check_name(name)
         parsed = cron.validate(schedule, timezone)
         arguments = self._check_task(task_name, task_kwargs, kwargs)
@@ -216,7 +283,7 @@ class SchedulerService:
             )
         logger.info("schedule %s added: %s runs %s", name, parsed.expression, task_name)
         self._wake.set()
-        return self._info(record)
+        return record
 
     def update_schedule(
         self,
@@ -237,6 +304,7 @@ class SchedulerService:
         single arguments and keep the rest.
         """
         record = self._get(name)
+        before = dataclasses.replace(record)
         parsed = cron.validate(
             schedule if schedule is not None else record.expression,
             timezone if timezone is not None else record.timezone,
@@ -276,7 +344,14 @@ class SchedulerService:
             "schedule %s updated: %s runs %s", name, record.expression, new_task
         )
         self._wake.set()
-        return self._info(record)
+        info = self._info(record)
+        self._record(
+            AuditAction.SCHEDULE_UPDATE,
+            record,
+            info,
+            {"changes": _changed_fields(before, record)},
+        )
+        return info
 
     def enable_schedule(
         self, name: str, approved_by: str | None = None
@@ -295,7 +370,14 @@ class SchedulerService:
             raise ScheduleNotFoundError(name)
         logger.info("schedule %s enabled", name)
         self._wake.set()
-        return self._info(record)
+        info = self._info(record)
+        self._record(
+            AuditAction.SCHEDULE_ENABLE,
+            record,
+            info,
+            {"approved_by": record.approved_by},
+        )
+        return info
 
     def disable_schedule(self, name: str) -> ScheduleInfo:
         record = self._get(name)
@@ -305,13 +387,22 @@ class SchedulerService:
             raise ScheduleNotFoundError(name)
         logger.info("schedule %s disabled", name)
         self._wake.set()
-        return self._info(record)
+        info = self._info(record)
+        self._record(AuditAction.SCHEDULE_DISABLE, record, info, {})
+        return info
 
     def remove_schedule(self, name: str) -> None:
+        record = self._get(name)
         if not self._store.remove(name):
             raise ScheduleNotFoundError(name)
         logger.info("schedule %s removed", name)
         self._wake.set()
+        self._record(
+            AuditAction.SCHEDULE_REMOVE,
+            record,
+            None,
+            {"task_name": record.task_name, "expression": record.expression},
+        )
 
     # --- reading -------------------------------------------------------------
 
@@ -341,6 +432,12 @@ class SchedulerService:
         record.last_task_id = task_id
         self._store.put(record)
         logger.info("schedule %s run now as task %s", name, task_id)
+        self._record(
+            AuditAction.SCHEDULE_RUN_NOW,
+            record,
+            task_id,
+            {"task_id": task_id, "task_name": record.task_name},
+        )
         return task_id
 
     # --- firing ----------------------------------------------------------------
@@ -506,11 +603,17 @@ class SchedulerService:
         for spec in DEFAULT_SCHEDULES:
             if self._store.get(spec["name"]) is not None:
                 continue
+            # Created by the engine, not by an operator: no audit entry.
             try:
-                self.add_schedule(
+                self._add(
                     spec["name"],
                     spec["task_name"],
                     spec["schedule"],
+                    timezone=None,
+                    misfire=MISFIRE_SKIP,
+                    grace_seconds=3600.0,
+                    enabled=True,
+                    approved_by=None,
                     task_kwargs=spec["task_kwargs"],
                 )
             except ChenuError:
@@ -535,6 +638,18 @@ class SchedulerService:
             self._wake.clear()
 
     # --- helpers ---------------------------------------------------------------
+
+    def _record(
+        self,
+        action: AuditAction,
+        record: ScheduleRecord,
+        result: Any,
+        details: dict[str, Any],
+    ) -> None:
+        """Append the audit entry of an edit that is stored already."""
+        self._engine.audit.record(
+            action, TARGET_SCHEDULE, record.name, details=details, result=result
+        )
 
     def _get(self, name: str) -> ScheduleRecord:
         record = self._store.get(name)

@@ -52,6 +52,7 @@ class EngineFeed(QObject):
         stats_updated(dict): `TaskQueue` to `QueueStats`.
         workers_updated(list): `WorkerInfo` of every process on the backend.
         schedules_updated(list): `ScheduleInfo` of every schedule.
+        audit_updated(int): the id of the newest audit entry, each time it changes.
         backend_status_changed(bool, str): reachable or not, and the message.
     """
 
@@ -60,6 +61,7 @@ class EngineFeed(QObject):
     stats_updated = Signal(dict)
     workers_updated = Signal(list)
     schedules_updated = Signal(list)
+    audit_updated = Signal(int)
     backend_status_changed = Signal(bool, str)
 
     def __init__(
@@ -70,12 +72,14 @@ class EngineFeed(QObject):
         stats_interval_ms: int = 1000,
         workers_interval_ms: int = 2000,
         schedules_interval_ms: int = 5000,
+        audit_interval_ms: int = 1000,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._engine = engine
         self._runner = runner
         self._since: int | None = None
+        self._audit_last_id: int | None = None
         self._in_flight: set[str] = set()
         self._reachable = True
         self._stopped = False
@@ -85,6 +89,7 @@ class EngineFeed(QObject):
             (stats_interval_ms, self.poll_stats),
             (workers_interval_ms, self.poll_workers),
             (schedules_interval_ms, self.poll_schedules),
+            (audit_interval_ms, self.poll_audit),
         ):
             timer = QTimer(self)
             timer.setInterval(interval)
@@ -114,6 +119,7 @@ class EngineFeed(QObject):
         self.poll_stats()
         self.poll_workers()
         self.poll_schedules()
+        self.poll_audit()
 
     # --- polls ---------------------------------------------------------------
 
@@ -160,6 +166,14 @@ class EngineFeed(QObject):
             self._engine.scheduler_service.list_schedules,
             "_emit_schedules",
         )
+
+    def poll_audit(self) -> None:
+        self._poll("audit", self._engine.audit.last_id, "_emit_audit")
+
+    def _emit_audit(self, last_id: int) -> None:
+        if last_id != self._audit_last_id:
+            self._audit_last_id = last_id
+            self.audit_updated.emit(last_id)
 
     def _emit_stats(self, stats: dict[Any, Any]) -> None:
         self.stats_updated.emit(stats)

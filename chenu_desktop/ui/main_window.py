@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..models import RETRYABLE_STATUSES, WAITING_STATUSES, TaskRecord, TaskStatus
+from .audit_view import AuditView
 from .background import BackgroundRunner
 from .feed import EngineFeed
 from .queue_cards import QueueCardStrip
@@ -154,10 +155,12 @@ class MainWindow(QMainWindow):
         self.schedules = SchedulesView(engine, runner)
         self.schedules.set_operator(engine.config.operator_name)
         self.workers = WorkerPoolView(engine, runner)
+        self.audit = AuditView(engine, runner)
         self.tabs = QTabWidget(objectName="main_tabs")
         self.tabs.addTab(self.splitter, "Tasks")
         self.tabs.addTab(self.schedules, "Schedules")
         self.tabs.addTab(self.workers, "Workers")
+        self.tabs.addTab(self.audit, "Audit")
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -265,6 +268,7 @@ class MainWindow(QMainWindow):
         feed.stats_updated.connect(self._on_feed_stats)
         feed.workers_updated.connect(self.workers.update_workers)
         feed.schedules_updated.connect(self.schedules.update_schedules)
+        feed.audit_updated.connect(self.audit.notify_last_id)
         feed.backend_status_changed.connect(self._on_backend_status_changed)
         self.runner.failed.connect(self.messages.show_error)
         self.cards.queue_clicked.connect(self._on_cards_queue_clicked)
@@ -274,6 +278,7 @@ class MainWindow(QMainWindow):
         self.detail.task_link_activated.connect(self.go_to_task)
         self.schedules.message_requested.connect(self.messages.show_info)
         self.workers.message_requested.connect(self.messages.show_error)
+        self.audit.message_requested.connect(self.messages.show_error)
 
     # --- feed --------------------------------------------------------------------
 
@@ -499,6 +504,7 @@ class MainWindow(QMainWindow):
 
     def refresh(self) -> None:
         self.tasks.reload()
+        self.audit.refresh()
         self.feed.refresh_all()
 
     def _focus_search(self) -> None:

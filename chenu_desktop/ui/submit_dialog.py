@@ -163,7 +163,7 @@ class SubmitTaskDialog(QDialog):
         self._set_busy(True)
         self.error.clear()
         self._runner.run(
-            self._engine.task_service.submit,
+            self._engine.task_service.submit_as_operator,
             name,
             kwargs=kwargs,
             priority=priority,
