@@ -52,6 +52,60 @@ def mask_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def _credentials_bounds(url: str) -> tuple[int, int] | None:
+    """Return where the ``user:password`` part of a URL starts and ends, if any."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    end = len(url)
+    for separator in "/?#":
+        position = url.find(separator, start)
+        if position >= 0:
+            end = min(end, position)
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return None
+    return start, at
+
+
+def split_password(url: str) -> tuple[str, str]:
+    """Split a URL into the URL without its password and the decoded password.
+
+    A user name stays in the URL (``redis://ops@host/0``). The URL comes back
+    unchanged, with an empty password, when it has none.
+    """
+    bounds = _credentials_bounds(url)
+    if bounds is None:
+        return url, ""
+    start, at = bounds
+    user, colon, password = url[start:at].partition(":")
+    if not colon:
+        return url, ""
+    prefix = url[:start]
+    rest = url[at + 1 :]
+    bare = f"{prefix}{user}@{rest}" if user else f"{prefix}{rest}"
+    return bare, urllib.parse.unquote(password)
+
+
+def join_password(url: str, password: str) -> str:
+    """Return the URL with `password` (percent-encoded) in its credentials.
+
+    An empty password returns the URL unchanged. The URL must have none yet.
+    """
+    if not password:
+        return url
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        raise ValueError(f"URL {mask_url(url)!r} has no scheme: use redis://HOST")
+    start = scheme_end + 3
+    bounds = _credentials_bounds(url)
+    user = url[start : bounds[1]] if bounds is not None else ""
+    rest = url[bounds[1] + 1 :] if bounds is not None else url[start:]
+    encoded = urllib.parse.quote(password, safe="")
+    return f"{url[:start]}{user}:{encoded}@{rest}"
+
+
 def _check_redis_url(text: str) -> None:
     """Reject Redis URLs that redis-py would misread or fail on later."""
     shown = mask_url(text)

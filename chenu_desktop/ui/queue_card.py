@@ -25,7 +25,13 @@ from PySide6.QtWidgets import (
 
 from ..models import QueueStats, TaskQueue, TaskStatus
 from .sparkline import ThroughputChart
-from .style import GOVERNANCE_ACCENT, GOVERNANCE_TINT, STATUS_COLORS, format_duration
+from .style import (
+    GOVERNANCE_ACCENT,
+    GOVERNANCE_TINT,
+    STATUS_COLORS,
+    format_duration,
+    text_color_on,
+)
 
 #: Shown in place of a figure before the first stats arrive, or when it has none.
 NO_VALUE = "–"
@@ -267,7 +273,9 @@ class QueueCard(QWidget):
         figures["oldest_waiting"].setText(
             format_duration(stats.oldest_waiting_age) or NO_VALUE
         )
-        failed_color = STATUS_COLORS[TaskStatus.FAILURE].name()
+        failed_color = text_color_on(
+            STATUS_COLORS[TaskStatus.FAILURE], self.palette().base().color()
+        ).name()
         figures["failed"].setStyleSheet(
             f"color: {failed_color};" if stats.failed_last_hour else ""
         )

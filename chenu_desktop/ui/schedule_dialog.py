@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from .. import cron
-from ..models import TaskStatus
 from ..registry import APPROVER_PARAMETER
 from ..scheduling.store import MISFIRE_RUN_ONCE, MISFIRE_SKIP
-from .style import STATUS_COLORS, format_relative
+from .style import error_style, format_relative
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -71,7 +70,6 @@ _MISFIRE_CHOICES = (
     (MISFIRE_SKIP, "Skip missed runs (record them only)"),
     (MISFIRE_RUN_ONCE, "Run once to catch up, within the grace window"),
 )
-_ERROR_STYLE = f"color: {STATUS_COLORS[TaskStatus.FAILURE].name()};"
 
 
 class ScheduleDialog(QDialog):
@@ -194,7 +192,7 @@ class ScheduleDialog(QDialog):
         )
         field_help.setVisible(True)
         self._expression_message = self._note_label("expression_message", 2)
-        self._expression_message.setStyleSheet(_ERROR_STYLE)
+        self._expression_message.setStyleSheet(error_style())
         form.addRow("&Cron expression:", self._expression_edit)
         form.addRow("", field_help)
         form.addRow("", self._expression_message)
@@ -238,13 +236,13 @@ class ScheduleDialog(QDialog):
         self._kwargs_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 5)
         self._kwargs_edit.textChanged.connect(self._validate_kwargs)
         self._kwargs_message = self._note_label("kwargs_message")
-        self._kwargs_message.setStyleSheet(_ERROR_STYLE)
+        self._kwargs_message.setStyleSheet(error_style())
         form.addRow("Task &arguments (JSON):", self._kwargs_edit)
         form.addRow("", self._kwargs_message)
 
         self._approval_note = self._note_label("approval_note")
         self._save_error = self._note_label("save_error")
-        self._save_error.setStyleSheet(_ERROR_STYLE)
+        self._save_error.setStyleSheet(error_style())
 
         self._buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..models import TaskPriority
+from .style import error_style
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -76,7 +77,7 @@ class SubmitTaskDialog(QDialog):
         self.delay.setRange(0, 365 * 86400)
         self.delay.setDecimals(1)
         self.error = QLabel(objectName="submit_error", wordWrap=True)
-        self.error.setStyleSheet("color: #c53030")
+        self.error.setStyleSheet(error_style())
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

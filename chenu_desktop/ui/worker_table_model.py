@@ -7,11 +7,17 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QFont, QGuiApplication
 
 from ..models import TaskQueue, TaskStatus, WorkerInfo
 from .keyed_table_model import ROOT_INDEX, KeyedTableModel
-from .style import QUEUE_ORDER, STATUS_COLORS, format_relative, format_time
+from .style import (
+    QUEUE_ORDER,
+    STATUS_COLORS,
+    format_relative,
+    format_time,
+    text_color_on,
+)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -115,7 +121,9 @@ class WorkerTableModel(KeyedTableModel[WorkerInfo]):
             return self._tooltip(worker, column)
         if role == Qt.ItemDataRole.ForegroundRole and column == COLUMN_STATE:
             color = _STATE_COLORS.get(worker.state)
-            return QColor(color) if color is not None else None
+            if color is None:
+                return None
+            return text_color_on(color, QGuiApplication.palette().base().color())
         if role == Qt.ItemDataRole.FontRole and self.is_local(worker):
             font = QFont()
             font.setBold(True)
