@@ -17,6 +17,7 @@ from ..engine import Engine
 from ..logs import file_logging
 from ..resource_files import APP_ID
 from .icons import app_icon
+from .theme import apply_theme
 from .single_instance import InstanceGuard, instance_key, lock_path
 
 logger = logging.getLogger("chenu.ui")
@@ -52,6 +53,7 @@ def run_window(config: Config, demo: bool = False, minimized: bool = False) -> i
     app.setWindowIcon(app_icon())
     # The window may hide to the tray; the app ends when the engine has stopped.
     app.setQuitOnLastWindowClosed(False)
+    apply_theme(app, config.theme)
     with file_logging() as log_path:
         if log_path is not None:
             logger.info("logging to %s", log_path)
@@ -82,11 +84,7 @@ def _run_window(app: QApplication, config: Config, demo: bool, minimized: bool) 
             raise
         engine.start_workers()
         window = MainWindow(engine)
-        shell = DesktopShell(
-            window,
-            user_log_dir(),
-            close_to_tray=getattr(config, "close_to_tray", False),
-        )
+        shell = DesktopShell(window, user_log_dir(), close_to_tray=config.close_to_tray)
         shell.install_crash_reporter()
         guard.activation_requested.connect(shell.show_window)
         if minimized:

@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-from ..models import TaskStatus
+from ..config import default_config_path
+from ..models import TaskQueue, TaskStatus
 from .about import AboutDialog
 from .crash import MAX_DIALOGS, CrashDialog, CrashReporter
 from .icons import app_icon
 from .notifier import Notice, TaskNotifier
+from .settings_dialog import SettingsChange, SettingsDialog
+from .theme import apply_theme
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -85,7 +88,12 @@ class DesktopShell(QObject):
         file_menu.setObjectName("menu_file")
         file_menu.addAction(window.submit_action)
         file_menu.addAction(window.goto_action)
-        self.settings_menu_anchor = file_menu.addSeparator()
+        file_menu.addSeparator()
+        self.settings_action = self._action(
+            "&Settings…", "action_settings", self.open_settings, "Ctrl+,"
+        )
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
         self.close_action = self._action(
             "&Close window", "action_close_window", window.close, "Ctrl+W"
         )
@@ -121,6 +129,52 @@ class DesktopShell(QObject):
         dialog.setModal(False)
         dialog.show()
         return dialog
+
+    # --- settings ------------------------------------------------------------
+
+    @Slot()
+    def open_settings(self) -> SettingsDialog:
+        """Open the Settings dialog on the settings in force."""
+        config = self.window.engine.config
+        dialog = SettingsDialog(
+            config, config.source or default_config_path(), self.window
+        )
+        dialog.settings_saved.connect(self.apply_settings)
+        dialog.open()
+        return dialog
+
+    @Slot(object)
+    def apply_settings(self, change: SettingsChange) -> None:
+        """Apply the changes that take effect at once; say which wait for a restart."""
+        window = self.window
+        engine = window.engine
+        engine.config = change.merged_into(engine.config)
+        live = change.live_fields
+        if "theme" in live:
+            apply_theme(QApplication.instance(), change.config.theme)
+        if "operator" in live:
+            window.schedules.set_operator(engine.config.operator_name)
+        if "close_to_tray" in live:
+            self.set_close_to_tray(change.config.close_to_tray)
+        if "workers" in live:
+            counts = dict(change.config.workers)
+
+            def resize() -> None:
+                sizes = engine.pool.sizes()
+                for queue in TaskQueue:
+                    if sizes[queue] != counts[queue]:
+                        engine.pool.resize(queue, counts[queue])
+
+            window.runner.run(resize)
+        saved = f"Settings saved to {change.path}."
+        if change.restart_fields:
+            names = ", ".join(sorted(change.restart_fields))
+            window.messages.show_info(
+                f"{saved} The new {names} takes effect when you restart the app; "
+                "until then the window stays on its current backend."
+            )
+        else:
+            window.messages.show_info(f"{saved} The changes apply now.")
 
     # --- tray ----------------------------------------------------------------
 

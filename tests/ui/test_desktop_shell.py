@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
@@ -325,3 +326,45 @@ def test_about_box_reads_the_redis_server_version(
         shell.window.runner.close(wait=True)
     finally:
         engine.close()
+
+
+def test_settings_apply_live_and_name_restart(
+    qtbot, shell: DesktopShell, ui_engine: Engine, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+
+    from chenu_desktop.config import load_config
+
+    config_file = tmp_path / "config" / "settings.toml"
+    config_file.parent.mkdir()
+    config_file.write_text("# kept\nretention_days = 30\n", encoding="utf-8")
+    ui_engine.config = dataclasses.replace(ui_engine.config, source=config_file)
+    dialog = shell.open_settings()
+    dialog.worker_spins[TaskQueue.LOW].setValue(3)
+    dialog.operator.setText("Zoë")
+    dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
+    dialog.namespace.setText("second")
+    with qtbot.waitSignal(dialog.settings_saved, timeout=5000):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    try:
+        qtbot.waitUntil(
+            lambda: ui_engine.pool.sizes()[TaskQueue.LOW] == 3, timeout=5000
+        )
+        assert ui_engine.config.operator_name == "Zoë"
+        # The namespace waits for a restart: the running engine keeps its own.
+        assert ui_engine.config.namespace == "chenu"
+        text = shell.window.messages.label.text()
+        assert f"Settings saved to {config_file}." in text
+        assert "The new namespace takes effect when you restart the app" in text
+        window = QApplication.palette().color(QPalette.ColorRole.Window)
+        assert window.lightness() < 100
+        saved = load_config(config_file)
+        assert saved.workers[TaskQueue.LOW] == 3
+        assert saved.namespace == "second"
+        assert saved.operator == "Zoë"
+        assert config_file.read_text(encoding="utf-8").startswith("# kept\n")
+    finally:
+        from chenu_desktop.ui.theme import apply_theme
+
+        apply_theme(QApplication.instance(), "system")
