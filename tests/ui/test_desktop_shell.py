@@ -89,6 +89,7 @@ def test_menus_hold_the_app_actions(shell: DesktopShell) -> None:
     assert names == [
         "action_submit",
         "action_goto",
+        "action_settings",
         "action_close_window",
         "action_quit",
     ]
