@@ -6,13 +6,15 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
+import struct
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import redis
 from huey import PriorityRedisHuey, SqliteHuey
-from huey.api import Huey
+from huey.api import Huey, Task
 from huey.registry import Message
 from huey.serializer import Serializer
 from huey.storage import SqliteStorage
@@ -20,6 +22,7 @@ from huey.storage import SqliteStorage
 from .audit.store import AuditStore
 from .errors import BackendUnavailableError, InvalidBackendError
 from .ledger.base import Ledger
+from .ledger.redis_ledger import QueueEntry
 from .scheduling.store import ScheduleStore
 from .models import TaskQueue
 
@@ -263,6 +266,29 @@ def create_huey(spec: BackendSpec, namespace: str, queue: TaskQueue) -> Huey:
         blocking=True,
         read_timeout=REDIS_READ_TIMEOUT,
     )
+
+
+def is_future(naive_eta: dt.datetime | None) -> bool:
+    """Return whether a naive UTC ETA of a Huey message is later than now."""
+    if naive_eta is None:
+        return False
+    return naive_eta > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def redis_queue_entry(huey: Huey, message: Task) -> QueueEntry:
+    """Return a message as Huey's Redis storage would add it to its sorted set.
+
+    The layout is that of huey 3.5 (`PriorityRedisStorage`): a message due
+    now goes to the queue with an 8-byte big-endian microsecond prefix and
+    the negated priority as score. A later one goes to the schedule, unprefixed,
+    scored by `convert_ts` of its naive UTC ETA.
+    """
+    storage: Any = huey.storage
+    data = huey.serialize_task(message)
+    if is_future(message.eta):
+        return QueueEntry(storage.schedule_key, data, storage.convert_ts(message.eta))
+    prefix = struct.pack(">Q", int(time.time() * 1e6))
+    return QueueEntry(storage.queue_key, prefix + data, -(message.priority or 0))
 
 
 def create_ledger(spec: BackendSpec, namespace: str, change_retention: int) -> Ledger:

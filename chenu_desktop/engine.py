@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from huey.api import Huey, TaskWrapper
+from huey.api import Huey, Task, TaskWrapper
 
 from .backend import (
     BackendSpec,
@@ -19,11 +19,14 @@ from .backend import (
     create_huey,
     create_ledger,
     create_schedule_store,
+    is_future,
     parse_backend,
+    redis_queue_entry,
 )
 from .config import Config, load_config, user_data_dir
 from .context import TaskContext
 from .ledger.base import Ledger, Update
+from .ledger.redis_ledger import RedisLedger
 from .models import (
     MAX_PRIORITY,
     STARTABLE_STATUSES,
@@ -162,6 +165,22 @@ class Engine:
 
     # --- used by the services and the workers ------------------------------
 
+    def _huey_message(
+        self, queue: TaskQueue, task_id: str, priority: int, eta: dt.datetime | None
+    ) -> Task:
+        """Build the Huey message of a task; `eta` must be aware.
+
+        Huey runs the higher number first, our priorities the lower, so the
+        number is flipped.
+        """
+        naive_eta = None
+        if eta is not None:
+            naive_eta = eta.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        wrapper = self._huey_tasks[queue]
+        return wrapper.task_class(
+            (task_id,), {}, id=task_id, eta=naive_eta, priority=MAX_PRIORITY - priority
+        )
+
     def enqueue_message(
         self,
         queue: TaskQueue,
@@ -169,25 +188,28 @@ class Engine:
         priority: int,
         eta: dt.datetime | None = None,
     ) -> None:
-        """Put a task's message on its queue, or on the schedule when `eta` is later.
-
-        `eta` must be aware. Huey runs the higher number first, our
-        priorities the lower, so the number is flipped.
-        """
+        """Put a task's message on its queue, or on the schedule when `eta` is later."""
         huey = self.hueys[queue]
-        wrapper = self._huey_tasks[queue]
-        naive_eta = None
-        if eta is not None:
-            naive_eta = eta.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        message = wrapper.task_class(
-            (task_id,), {}, id=task_id, eta=naive_eta, priority=MAX_PRIORITY - priority
-        )
-        if naive_eta is not None and naive_eta > dt.datetime.now(
-            dt.timezone.utc
-        ).replace(tzinfo=None):
+        message = self._huey_message(queue, task_id, priority, eta)
+        if is_future(message.eta):
             huey.add_schedule(message)
         else:
             huey.enqueue(message)
+            self.pool.runtimes[queue].wake.notify()
+
+    def insert_queued(self, record: TaskRecord, eta: dt.datetime | None) -> None:
+        """Store a new record and its queue message in one step (Redis only).
+
+        `eta` must be aware; a later one puts the message on the schedule.
+
+        Raises:
+            ValueError: A record with this id exists already.
+        """
+        assert isinstance(self.ledger, RedisLedger)
+        queue = record.queue
+        message = self._huey_message(queue, record.task_id, record.priority, eta)
+        self.ledger.insert(record, redis_queue_entry(self.hueys[queue], message))
+        if not is_future(message.eta):
             self.pool.runtimes[queue].wake.notify()
 
     def record_bad_message(self, queue: TaskQueue, data: bytes, exc: Exception) -> None:

@@ -54,3 +54,15 @@ class BackendUnavailableError(RuntimeError):
 
 class TaskCancelled(Exception):
     """Raised inside a running task by `check_cancelled()` after a cancel request."""
+
+
+class SubmitUnconfirmedError(BackendUnavailableError):
+    """The backend stopped responding while it stored a task, so the outcome is unknown.
+
+    Attributes:
+        task_id: The id the task has if the backend stored it.
+    """
+
+    def __init__(self, message: str, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id

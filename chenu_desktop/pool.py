@@ -17,6 +17,7 @@ from .context import TaskContext
 from .ledger.base import Update
 from .models import TaskQueue, TaskStatus, WorkerInfo
 from .reaper import LostTaskReaper
+from .requeue import requeue_orphans
 
 if TYPE_CHECKING:
     from huey.api import Huey
@@ -64,12 +65,15 @@ class ErrorThrottle:
             self._since_report = 0
             self._next_report = now + self.interval
 
-    def succeeded(self) -> None:
-        if self._failures:
+    def succeeded(self) -> bool:
+        """Record a success; return True if it ends a run of failures."""
+        recovered = self._failures > 0
+        if recovered:
             logger.info(
                 "%s works again after %d failures", self.description, self._failures
             )
         self._failures = 0
+        return recovered
 
 
 class WakeSignal:
@@ -176,7 +180,8 @@ class WorkerThread(threading.Thread):
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
-            throttle.succeeded()
+            if throttle.succeeded():
+                runtime.pool.orphan_check.set()
             task = None
             if data is not None:
                 try:
@@ -356,6 +361,9 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self.reaper = LostTaskReaper(engine)
+        #: Set when a worker or the monitor saw the backend answer again after
+        #: failures; the monitor then requeues startable tasks without a message.
+        self.orphan_check = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -527,6 +535,24 @@ class WorkerPool:
                 if time.monotonic() >= next_settle:
                     next_settle = time.monotonic() + self.heartbeat_interval * 2.5
                     self._settle_lost(raise_errors=True)
-                throttle.succeeded()
+                if self.orphan_check.is_set():
+                    self.orphan_check.clear()
+                    self._requeue_orphans()
+                if throttle.succeeded():
+                    # Heartbeats of other processes may have expired in the
+                    # outage: give them a timeout to beat before any settling.
+                    next_settle = time.monotonic() + self.heartbeat_timeout
+                    self.orphan_check.set()
             except Exception:
                 throttle.failed()
+
+    def _requeue_orphans(self) -> None:
+        try:
+            requeued = requeue_orphans(self.engine)
+        except Exception:
+            self.orphan_check.set()
+            raise
+        if requeued:
+            logger.warning(
+                "requeued %d tasks whose queue message was lost", len(requeued)
+            )

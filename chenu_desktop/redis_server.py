@@ -25,9 +25,13 @@ def free_port() -> int:
 
 
 class LocalRedisServer:
-    """A redis-server without persistence, bound to 127.0.0.1 on a free port."""
+    """A redis-server bound to 127.0.0.1 on a free port.
 
-    def __init__(self, workdir: Path) -> None:
+    Without `appendonly` it keeps no data on disk. With it, every write goes to
+    the append-only file in `workdir`, so the data survives a stop and start.
+    """
+
+    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError(
@@ -37,6 +41,7 @@ class LocalRedisServer:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,7 +55,8 @@ class LocalRedisServer:
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec",
                 "--dir", str(self.workdir),
             ],
             stdout=subprocess.DEVNULL,

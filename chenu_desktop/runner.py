@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .errors import TaskCancelled
 from .ledger.base import Update, encode_json
 from .models import STARTABLE_STATUSES, TaskRecord, TaskStatus
 from .registry import APPROVER_PARAMETER, TaskDefinition
+from .services import BACKEND_ERRORS
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -20,9 +22,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chenu.pool")
 
+#: Seconds between the first two tries of a write the backend did not respond
+#: to. The wait doubles up to `_MAX_RETRY_DELAY`.
+_FIRST_RETRY_DELAY = 0.1
+_MAX_RETRY_DELAY = 2.0
+
 RUNNING_ONLY = frozenset({TaskStatus.RUNNING})
 #: A worker may finish a task that the lost-worker check marked lost meanwhile.
 FINISHABLE = frozenset({TaskStatus.RUNNING, TaskStatus.LOST})
+
+
+class _WorkerStopped(Exception):
+    """The worker stopped while it waited for the backend."""
+
+
+def _claimed_by(record: TaskRecord | None, worker_id: str) -> bool:
+    return (
+        record is not None
+        and record.status is TaskStatus.RUNNING
+        and record.worker == worker_id
+    )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -43,12 +62,12 @@ class TaskRunner:
 
     def run(self, task_id: str, worker: WorkerThread) -> None:
         engine = self._engine
-        ledger = engine.ledger
-        now = engine.clock()
-        record = ledger.claim(task_id, worker.worker_id, now)
+        record = self._claim(task_id, worker)
         if record is None:
-            self._skip(task_id)
+            if not worker.stop_event.is_set():
+                self._skip(task_id)
             return
+        now = engine.clock()
         if record.expires_at is not None and now > record.expires_at:
             self._finish(
                 record,
@@ -85,6 +104,44 @@ class TaskRunner:
         finally:
             deactivate(token)
             worker.end_task()
+
+    def _claim(self, task_id: str, worker: WorkerThread) -> TaskRecord | None:
+        """Claim the task, retrying while the backend is down.
+
+        The popped message exists only in this thread, so giving up would
+        leave the record startable with nothing to run it. Returns None if
+        the task may not start, or if the worker stops before the backend
+        responds, and then the orphan check requeues the task.
+        """
+        ledger = self._engine.ledger
+        delay = _FIRST_RETRY_DELAY
+        failures = 0
+        while True:
+            try:
+                if failures:
+                    current = ledger.get(task_id)
+                    if _claimed_by(current, worker.worker_id):
+                        # The claim applied, but its reply was lost.
+                        return current
+                return ledger.claim(task_id, worker.worker_id, self._engine.clock())
+            except BACKEND_ERRORS:
+                failures += 1
+                if failures == 1:
+                    logger.exception(
+                        "worker %s: claiming task %s failed; retrying until the "
+                        "backend responds",
+                        worker.worker_id,
+                        task_id,
+                    )
+            if worker.stop_event.wait(delay):
+                logger.error(
+                    "worker %s stopped before it could claim task %s; the task "
+                    "stays waiting until a pool requeues it",
+                    worker.worker_id,
+                    task_id,
+                )
+                return None
+            delay = min(_MAX_RETRY_DELAY, delay * 2)
 
     def _skip(self, task_id: str) -> None:
         """Handle a message whose task may not start: cancelled, finished or missing."""
@@ -204,22 +261,25 @@ class TaskRunner:
         now = engine.clock()
         delay = definition.retry_delay_for(record.attempts)
         next_at = now + delay
+        update = Update(
+            record.task_id,
+            TaskStatus.RETRYING,
+            {
+                "error": error,
+                "traceback": trace,
+                "finished_at": now,
+                "next_attempt_at": next_at,
+            },
+            expected=FINISHABLE,
+        )
         # Written at once, not batched: the next attempt may start right away
         # and must find the record startable.
-        updated = engine.ledger.update(
-            Update(
-                record.task_id,
-                TaskStatus.RETRYING,
-                {
-                    "error": error,
-                    "traceback": trace,
-                    "finished_at": now,
-                    "next_attempt_at": next_at,
-                },
-                expected=FINISHABLE,
-            ),
-            now,
-        )
+        try:
+            updated = self._apply_retrying(update, next_at)
+        except _WorkerStopped:
+            # The writer keeps the outcome, and the orphan check requeues the task.
+            engine.writer.put(update)
+            return
         if updated is None:
             logger.warning(
                 "task %s changed while it ran; no retry scheduled", record.task_id
@@ -236,17 +296,51 @@ class TaskRunner:
         eta = dt.datetime.fromtimestamp(next_at, dt.timezone.utc) if delay > 0 else None
         try:
             engine.enqueue_message(record.queue, record.task_id, record.priority, eta)
-        except Exception as exc:
-            logger.exception("enqueueing the retry of task %s failed", record.task_id)
-            engine.ledger.update(
-                Update(
-                    record.task_id,
-                    TaskStatus.FAILURE,
-                    {"error": f"{error}; the retry could not be enqueued: {exc}"},
-                    expected=frozenset({TaskStatus.RETRYING}),
-                ),
-                engine.clock(),
+        except BACKEND_ERRORS:
+            # The record is RETRYING without a message: the orphan check that
+            # follows the outage requeues it.
+            logger.exception(
+                "enqueueing the retry of task %s failed; it is requeued once the "
+                "backend responds",
+                record.task_id,
             )
+            engine.pool.orphan_check.set()
+
+    def _apply_retrying(self, update: Update, next_at: float) -> TaskRecord | None:
+        """Apply the RETRYING update, retrying while the backend is down.
+
+        Raises:
+            _WorkerStopped: The worker stopped before the backend responded.
+        """
+        engine = self._engine
+        # A worker runs its tasks on its own thread, which has a stop event.
+        stop = getattr(threading.current_thread(), "stop_event", threading.Event())
+        delay = _FIRST_RETRY_DELAY
+        failures = 0
+        while True:
+            try:
+                updated = engine.ledger.update(update, engine.clock())
+                if updated is None and failures:
+                    current = engine.ledger.get(update.task_id)
+                    if (
+                        current is not None
+                        and current.status is TaskStatus.RETRYING
+                        and current.next_attempt_at == next_at
+                    ):
+                        # The update applied, but its reply was lost.
+                        return current
+                return updated
+            except BACKEND_ERRORS:
+                failures += 1
+                if failures == 1:
+                    logger.exception(
+                        "recording the retry of task %s failed; retrying until the "
+                        "backend responds",
+                        update.task_id,
+                    )
+            if stop.wait(delay):
+                raise _WorkerStopped
+            delay = min(_MAX_RETRY_DELAY, delay * 2)
 
     def _finish(
         self,
@@ -270,6 +364,13 @@ class TaskRunner:
             fields["progress"] = 1.0
         update = Update(record.task_id, status, fields, expected=FINISHABLE)
         if sync:
-            self._engine.ledger.update(update, now)
-        else:
-            self._engine.writer.put(update)
+            try:
+                self._engine.ledger.update(update, now)
+                return
+            except BACKEND_ERRORS:
+                logger.exception(
+                    "recording task %s as %s failed; the ledger writer retries it",
+                    record.task_id,
+                    status.value,
+                )
+        self._engine.writer.put(update)

@@ -9,6 +9,8 @@ import inspect
 import logging
 import math
 import sqlite3
+import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -19,6 +21,7 @@ from .errors import (
     BackendUnavailableError,
     InvalidArgumentError,
     InvalidStateError,
+    SubmitUnconfirmedError,
     TaskNotFoundError,
 )
 from .ledger.base import Update, encode_json
@@ -105,6 +108,23 @@ BACKEND_ERRORS: tuple[type[BaseException], ...] = (
     redis.ResponseError,
     sqlite3.OperationalError,
 )
+
+
+#: Seconds a submit whose reply was lost waits for the backend to respond again.
+SUBMIT_CONFIRM_TIMEOUT = 10.0
+
+
+def _certainly_not_applied(exc: BaseException) -> bool:
+    """Return whether a failed command surely changed nothing on the server.
+
+    True when the connection was refused (redis-py keeps the OSError as the
+    cause), the server was still loading its data, or it replied with an error.
+    """
+    if isinstance(exc, (redis.BusyLoadingError, redis.ResponseError)):
+        return True
+    return isinstance(exc, redis.ConnectionError) and isinstance(
+        exc.__cause__, ConnectionRefusedError
+    )
 
 
 def backend_error_message(action: str, backend: str, exc: BaseException) -> str:
@@ -321,16 +341,12 @@ class TaskService:
         return new_id
 
     def _store_and_enqueue(self, record: TaskRecord) -> None:
-        try:
-            self._ledger.insert(record)
-        except ValueError:
-            raise
-        except Exception as exc:
-            raise BackendUnavailableError(
-                f"submitting {record.task_name!r} failed: the backend "
-                f"{self._engine.spec.display} did not respond ({exc}); nothing was stored"
-            ) from exc
-        if record.status is not TaskStatus.AWAITING_APPROVAL:
+        if record.status is TaskStatus.AWAITING_APPROVAL:
+            self._insert(record)
+        elif self._engine.spec.kind == "redis":
+            self._insert_queued(record)
+        else:
+            self._insert(record)
             self._enqueue(record)
         logger.info(
             "task %s (%s) submitted as %s",
@@ -338,6 +354,63 @@ class TaskService:
             record.task_name,
             record.status.value,
         )
+
+    def _insert(self, record: TaskRecord) -> None:
+        try:
+            self._ledger.insert(record)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"submitting {record.task_name!r} failed: the backend "
+                f"{self.backend_display} did not respond ({exc}); nothing was stored"
+            ) from exc
+
+    def _insert_queued(self, record: TaskRecord) -> None:
+        """Store the record with its message; after a lost reply, find out if it applied."""
+        try:
+            self._engine.insert_queued(record, self._message_eta(record))
+            return
+        except ValueError:
+            raise
+        except BACKEND_ERRORS as exc:
+            failure = exc
+        if _certainly_not_applied(failure):
+            raise BackendUnavailableError(
+                f"submitting {record.task_name!r} failed: the backend "
+                f"{self.backend_display} did not respond ({failure}); nothing was stored"
+            ) from failure
+        stored = self._stored_once_answered(record.task_id)
+        if stored is None:
+            raise SubmitUnconfirmedError(
+                f"submitting {record.task_name!r} as task {record.task_id} is "
+                f"unconfirmed: the backend {self.backend_display} stopped responding "
+                f"({failure}) and may have stored it; check with `chenu-desktop tasks "
+                f"show {record.task_id}` once it responds, before you submit again",
+                record.task_id,
+            ) from failure
+        if not stored:
+            raise BackendUnavailableError(
+                f"submitting {record.task_name!r} failed: the backend "
+                f"{self.backend_display} lost the connection ({failure}); "
+                "nothing was stored"
+            ) from failure
+        logger.warning(
+            "task %s: the reply to its submit was lost, but the backend stored it",
+            record.task_id,
+        )
+
+    def _stored_once_answered(self, task_id: str) -> bool | None:
+        """Return whether the record exists, or None if the backend does not respond."""
+        deadline = time.monotonic() + SUBMIT_CONFIRM_TIMEOUT
+        pause = threading.Event()
+        while True:
+            try:
+                return self._ledger.get(task_id) is not None
+            except BACKEND_ERRORS:
+                if time.monotonic() > deadline:
+                    return None
+            pause.wait(0.1)
 
     def check_arguments(
         self,
@@ -448,13 +521,15 @@ class TaskService:
             )
         return task_id
 
-    def _enqueue(self, record: TaskRecord) -> None:
-        eta = None
+    def _message_eta(self, record: TaskRecord) -> dt.datetime | None:
         if record.eta is not None and record.eta > self._engine.clock():
-            eta = dt.datetime.fromtimestamp(record.eta, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(record.eta, dt.timezone.utc)
+        return None
+
+    def _enqueue(self, record: TaskRecord) -> None:
         try:
             self._engine.enqueue_message(
-                record.queue, record.task_id, record.priority, eta
+                record.queue, record.task_id, record.priority, self._message_eta(record)
             )
         except Exception as exc:
             now = self._engine.clock()

@@ -96,9 +96,11 @@ class LedgerWriter:
                     self._pending.popleft()
                     for _ in range(min(self._max_batch, len(self._pending)))
                 ]
-            self._write(batch)
+            if not self._write(batch):
+                return
 
-    def _write(self, batch: list[Update]) -> None:
+    def _write(self, batch: list[Update]) -> bool:
+        """Apply a batch, retrying until it is written; return False if stopped first."""
         while True:
             try:
                 self._ledger.apply(batch, self._clock())
@@ -114,7 +116,7 @@ class LedgerWriter:
                     if self._stopping:
                         # Keep them for a later stop() that may still succeed.
                         self._pending.extendleft(reversed(batch))
-                        return
+                        return False
                     self._condition.wait(min(5.0, 0.1 * 2 ** min(self._failures, 6)))
                 continue
             if self._failures:
@@ -123,4 +125,4 @@ class LedgerWriter:
             with self._condition:
                 self._applied += len(batch)
                 self._condition.notify_all()
-            return
+            return True

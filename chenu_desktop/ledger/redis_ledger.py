@@ -106,8 +106,8 @@ local function append_change(id, queue, status, at, deleted)
              'status', status, 'at', at, 'deleted', deleted)
 end
 
-local function index_trigrams(id, first)
-  for i = first, #ARGV do redis.call('SADD', prefix .. 'tri:' .. ARGV[i], id) end
+local function index_trigrams(id, first, last)
+  for i = first, last do redis.call('SADD', prefix .. 'tri:' .. ARGV[i], id) end
 end
 
 local function unindex_trigrams(id, stored)
@@ -125,10 +125,10 @@ local function duration_bucket(seconds)
 end
 """
 
-# KEYS: the task hash.
+# KEYS: the task hash, then optionally a sorted set of Huey messages.
 # ARGV: prefix, retention, id, queue, status, name, created_at score, `finals`
 # score or '', change time, trigram JSON or '', field count, field/value pairs,
-# then the trigrams.
+# the trigrams, then with the second key the message and its score.
 _LUA_INSERT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local id, queue, status, name = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -149,7 +149,10 @@ redis.call('ZADD', prefix .. 'ids', 0, id)
 redis.call('HINCRBY', prefix .. 'names', queue .. ':' .. name, 1)
 count(queue, status, 1)
 if ARGV[8] ~= '' then redis.call('ZADD', prefix .. 'finals', ARGV[8], id) end
-index_trigrams(id, 12 + 2 * nfields)
+local last = #ARGV
+if KEYS[2] then last = #ARGV - 2 end
+index_trigrams(id, 12 + 2 * nfields, last)
+if KEYS[2] then redis.call('ZADD', KEYS[2], ARGV[#ARGV], ARGV[#ARGV - 1]) end
 return 1
 """
 
@@ -209,7 +212,7 @@ if ARGV[11] == '1' then
   else
     redis.call('HDEL', key, '_trigrams')
   end
-  index_trigrams(id, 14 + 2 * nfields)
+  index_trigrams(id, 14 + 2 * nfields, #ARGV)
 end
 
 local score = ARGV[9]
@@ -330,6 +333,15 @@ def _decode_pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
+class QueueEntry:
+    """A Huey message as stored in one of its sorted sets (queue or schedule)."""
+
+    key: str
+    member: bytes
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
 class _Source:
     """A sorted set of candidates; members are checked against `queue` if set."""
 
@@ -420,7 +432,13 @@ class RedisLedger(Ledger):
 
     # --- records ---------------------------------------------------------
 
-    def insert(self, record: TaskRecord) -> None:
+    def insert(self, record: TaskRecord, message: QueueEntry | None = None) -> None:
+        """Store a new record; see `Ledger.insert`.
+
+        With `message`, the same script adds the task's Huey message to its
+        sorted set, so the record and the message are stored together or not
+        at all.
+        """
         queue = TaskQueue(record.queue)
         status = TaskStatus(record.status)
         if record.created_at is None:
@@ -446,7 +464,11 @@ class RedisLedger(Ledger):
         for name, value in encoded.items():
             args += [name, value]
         args += trigrams
-        inserted = self._insert_script([self._task_key(record.task_id)], args)
+        keys = [self._task_key(record.task_id)]
+        if message is not None:
+            keys.append(message.key)
+            args += [message.member, _score(message.score)]
+        inserted = self._insert_script(keys, args)
         if not inserted:
             raise ValueError(f"task {record.task_id!r} exists already")
 
