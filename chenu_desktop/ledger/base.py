@@ -241,8 +241,11 @@ class Ledger(abc.ABC):
         `TaskSort` for how each key compares.
 
         Status and queue filters, in any combination with any key, are served
-        from indexes: the cost grows with offset + limit, not with the number
-        of records. So is the default key with every filter.
+        from indexes in the key's order, with no sort of all matches. The
+        cost grows with offset + limit (on SQLite, divided by the queue's
+        share of the rows when a queue filter meets a key other than
+        creation, queue or status), not with the number of records. So does
+        the default key with every filter.
 
         Raises:
             ValueError: `sort` is not in `sort_keys`.
