@@ -1511,7 +1511,7 @@ def test_redis_decoded_replies(redis_url: str) -> None:
         ledger.close()
 
 
-def test_redis_sort_indexes_built_on_open(redis_url: str) -> None:
+def test_redis_builds_missing_sort_indexes(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     ledger = RedisLedger(redis.Redis.from_url(redis_url), "rebuild")
     try:

@@ -527,7 +527,9 @@ class RedisLedger(Ledger):
         self._apply_script = client.register_script(_lua(_LUA_APPLY))
         self._delete_script = client.register_script(_lua(_LUA_DELETE))
         self._sort_index_script = client.register_script(_lua(_LUA_SORT_INDEX))
-        self._build_missing_sort_indexes()
+        #: Whether `_build_missing_sort_indexes` has run; the first sorted
+        #: read runs it, so that opening the ledger sends nothing to Redis.
+        self._sort_indexes_checked = False
 
     # --- keys ------------------------------------------------------------
 
@@ -747,6 +749,9 @@ class RedisLedger(Ledger):
         ascending: bool,
     ) -> list[str]:
         """Return the ids of one page in the order of a key other than creation."""
+        if not self._sort_indexes_checked:
+            self._build_missing_sort_indexes()
+            self._sort_indexes_checked = True
         by_status_and_queue = task_filter.text is None and task_filter.task_name is None
         timeless = (
             task_filter.created_after is None and task_filter.created_before is None
