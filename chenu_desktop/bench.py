@@ -706,8 +706,34 @@ def _time_ms(call: Callable[[], Any], repeat: int = 5) -> tuple[float, float]:
     return times[0], percentile(times, 0.5)
 
 
+def time_sorted_pages(ledger: Any, figures: dict[str, float]) -> list[str]:
+    """Time a first page in each sort key but creation, unfiltered and by status.
+
+    Stores the figures as ``page_sort_<key>[_status]_ms`` and returns their
+    labels.
+    """
+    from .models import TaskFilter, TaskSort
+
+    labels = []
+    for key in TaskSort:
+        if key is TaskSort.CREATED:
+            continue
+        for suffix, task_filter in (
+            ("", TaskFilter()),
+            ("_status", TaskFilter(status=TaskStatus.FAILURE)),
+        ):
+            label = f"sort_{key.value}{suffix}"
+            first, median = _time_ms(
+                lambda f=task_filter, k=key: ledger.list_tasks(f, 50, 0, sort=k)
+            )
+            figures[f"page_{label}_ms"] = median
+            figures[f"page_{label}_first_ms"] = first
+            labels.append(label)
+    return labels
+
+
 def measure_ledger(backend: Backend, sizes: Sizes) -> dict[str, float]:
-    """Load records, time one page per filter, queue_stats() and cleanup of half."""
+    """Load records, time one page per filter and sort key, queue_stats() and cleanup."""
     from .backend import create_ledger, parse_backend
     from .models import TaskFilter
 
@@ -743,7 +769,9 @@ def measure_ledger(backend: Backend, sizes: Sizes) -> dict[str, float]:
             first, median = _time_ms(lambda f=task_filter: ledger.list_tasks(f, 50, 0))
             figures[f"page_{label}_ms"] = median
             figures[f"page_{label}_first_ms"] = first
-        figures["max_page_ms"] = max(figures[f"page_{label}_ms"] for label in filters)
+        labels = list(filters)
+        labels += time_sorted_pages(ledger, figures)
+        figures["max_page_ms"] = max(figures[f"page_{label}_ms"] for label in labels)
 
         def stats() -> None:
             moment = time.time()

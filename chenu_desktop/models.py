@@ -85,6 +85,29 @@ RETRYABLE_STATUSES = frozenset(
 )
 
 
+class TaskSort(str, enum.Enum):
+    """A key `list_tasks` orders records by.
+
+    Records with equal keys are ordered by ``created_at``, then by
+    ``task_id``, in the same direction as the key. A missing value (a task
+    not started, or one without a stored duration) sorts below every value.
+    Text keys (name, queue, status) compare their stored values by code point.
+    """
+
+    CREATED = "created"
+    STARTED = "started"
+    #: ``finished_at - started_at``; None while a task runs or before it starts.
+    DURATION = "duration"
+    ATTEMPTS = "attempts"
+    PRIORITY = "priority"
+    TASK_NAME = "task_name"
+    QUEUE = "queue"
+    STATUS = "status"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def to_datetime(timestamp: float | None) -> dt.datetime | None:
     """Convert a stored POSIX timestamp to an aware UTC datetime."""
     if timestamp is None:

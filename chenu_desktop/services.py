@@ -32,6 +32,7 @@ from .models import (
     TaskFilter,
     TaskQueue,
     TaskRecord,
+    TaskSort,
     TaskStatus,
 )
 from .registry import APPROVER_PARAMETER, TaskDefinition, check_priority, check_queue
@@ -576,16 +577,42 @@ class TaskService:
         limit: int = 50,
         offset: int = 0,
         ascending: bool = False,
+        sort: TaskSort | str = TaskSort.CREATED,
     ) -> list[TaskRecord]:
         """Return one page of records, newest first; see `TaskFilter`.
 
-        With `ascending`, the oldest come first instead.
+        With `sort`, the largest key comes first instead (see `TaskSort`);
+        with `ascending`, the order is reversed.
         """
         task_filter = self.make_filter(
             status, queue, task_name, text, created_after, created_before
         )
         check_page(limit, offset)
-        return self._ledger.list_tasks(task_filter, limit, offset, ascending=ascending)
+        key = self.make_sort(sort)
+        return self._ledger.list_tasks(
+            task_filter, limit, offset, ascending=ascending, sort=key
+        )
+
+    @property
+    def sort_keys(self) -> frozenset[TaskSort]:
+        """The keys `list_tasks` can sort by on this backend."""
+        return self._ledger.sort_keys
+
+    def make_sort(self, sort: TaskSort | str) -> TaskSort:
+        """Return `sort` as a `TaskSort` key of this backend.
+
+        Raises:
+            InvalidArgumentError: The ledger cannot sort by `sort`.
+        """
+        key = sort if isinstance(sort, TaskSort) else None
+        if key is None and isinstance(sort, str):
+            key = next((k for k in TaskSort if k.value == sort), None)
+        if key is None or key not in self._ledger.sort_keys:
+            choices = ", ".join(sorted(k.value for k in self._ledger.sort_keys))
+            raise InvalidArgumentError(
+                f"invalid sort key {sort!r}: use one of {choices}"
+            )
+        return key
 
     def count_tasks(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from chenu_desktop.models import (
     TaskFilter,
     TaskQueue,
     TaskRecord,
+    TaskSort,
     TaskStatus,
     WorkerInfo,
 )
@@ -825,6 +827,263 @@ def test_list_follows_created_change(ledger: Ledger) -> None:
     assert ledger.count_tasks(TaskFilter(created_after=T0 + 4)) == 1
 
 
+# --- sorting ------------------------------------------------------------
+
+SORTED_NAMES = ["reports.build", "mail.send", "Отчёт.собрать", "a.job"]
+SORTED_QUEUES = [TaskQueue.DEFAULT, TaskQueue.HIGH, TaskQueue.LOW]
+SORTED_STATUSES = [PENDING, RUNNING, SUCCESS, FAILURE, TaskStatus.AWAITING_APPROVAL]
+
+
+def seed_sortable(ledger: Ledger, count: int = 60) -> list[TaskRecord]:
+    """Insert records with ties in every sort key and some keys missing."""
+    records = []
+    for i in range(count):
+        status = SORTED_STATUSES[i % 5]
+        started = finished = None
+        if status in (RUNNING, SUCCESS, FAILURE):
+            started = T0 + 100 + i % 4
+        if status in (SUCCESS, FAILURE):
+            finished = started + (i % 3) * 0.5
+        record = make_record(
+            f"sort-{(i * 37) % count:03d}",
+            name=SORTED_NAMES[i % 4],
+            queue=SORTED_QUEUES[i % 3],
+            status=status,
+            created_at=T0 + i % 7,
+            started_at=started,
+            finished_at=finished,
+            attempts=i % 3 if started is not None else 0,
+            error="disk full" if i % 6 == 0 else None,
+        )
+        record.priority = (0, 3, 6)[i % 3 % 2 + i % 5 % 2]
+        ledger.insert(record)
+        records.append(record)
+    return records
+
+
+def sort_value(record: TaskRecord, sort: TaskSort) -> tuple[int, Any]:
+    """Return the value `TaskSort` documents for `sort`, None below every value."""
+    values: dict[TaskSort, Any] = {
+        TaskSort.CREATED: record.created_at,
+        TaskSort.STARTED: record.started_at,
+        TaskSort.DURATION: None,
+        TaskSort.ATTEMPTS: record.attempts,
+        TaskSort.PRIORITY: record.priority,
+        TaskSort.TASK_NAME: record.task_name,
+        TaskSort.QUEUE: record.queue.value,
+        TaskSort.STATUS: record.status.value,
+    }
+    if record.started_at is not None and record.finished_at is not None:
+        values[TaskSort.DURATION] = record.finished_at - record.started_at
+    value = values[sort]
+    return (0, 0) if value is None else (1, value)
+
+
+def sorted_ids(
+    records: list[TaskRecord], sort: TaskSort, ascending: bool = False
+) -> list[str]:
+    ordered = sorted(
+        records,
+        key=lambda r: (sort_value(r, sort), r.created_at, r.task_id),
+        reverse=not ascending,
+    )
+    return [r.task_id for r in ordered]
+
+
+SORT_FILTERS = {
+    "all": TaskFilter(),
+    "status": TaskFilter(status=SUCCESS),
+    "awaiting_approval": TaskFilter(status=TaskStatus.AWAITING_APPROVAL),
+    "queue": TaskFilter(queue=TaskQueue.HIGH),
+    "queue_status": TaskFilter(queue=TaskQueue.DEFAULT, status=RUNNING),
+    "name": TaskFilter(task_name="mail.send"),
+    "text_name": TaskFilter(text="ОТЧЁТ"),
+    "text_error": TaskFilter(text="disk f", queue=TaskQueue.DEFAULT),
+    "time_range": TaskFilter(created_after=T0 + 2, created_before=T0 + 4),
+}
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
+@pytest.mark.parametrize("case", list(SORT_FILTERS))
+@pytest.mark.parametrize("sort", list(TaskSort))
+def test_list_sorted(
+    ledger: Ledger, sort: TaskSort, case: str, ascending: bool
+) -> None:
+    records = seed_sortable(ledger)
+    task_filter = SORT_FILTERS[case]
+    expected = sorted_ids(
+        [r for r in records if matches(r, task_filter)], sort, ascending
+    )
+
+    listed = ledger.list_tasks(task_filter, limit=100, ascending=ascending, sort=sort)
+
+    assert expected
+    assert [r.task_id for r in listed] == expected
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
+@pytest.mark.parametrize("case", ["all", "queue_status", "text_error", "name"])
+@pytest.mark.parametrize("sort", list(TaskSort))
+def test_list_sorted_pages(
+    ledger: Ledger, sort: TaskSort, case: str, ascending: bool
+) -> None:
+    records = seed_sortable(ledger, count=150)
+    task_filter = SORT_FILTERS[case]
+    expected = sorted_ids(
+        [r for r in records if matches(r, task_filter)], sort, ascending
+    )
+
+    paged: list[str] = []
+    while batch := ledger.list_tasks(
+        task_filter, limit=4, offset=len(paged), ascending=ascending, sort=sort
+    ):
+        paged += [r.task_id for r in batch]
+    beyond = ledger.list_tasks(
+        task_filter, limit=4, offset=len(expected), ascending=ascending, sort=sort
+    )
+
+    assert len(expected) > 8
+    assert paged == expected
+    assert len(set(paged)) == len(paged)
+    assert beyond == []
+
+
+@pytest.mark.parametrize("sort", list(TaskSort))
+def test_list_sorted_ties(ledger: Ledger, sort: TaskSort) -> None:
+    for task_id in ["tie-b", "tie-c", "tie-a", "tie-aa"]:
+        ledger.insert(make_record(task_id, created_at=T0))
+    ledger.insert(make_record("later", created_at=T0 + 1))
+    ledger.insert(make_record("earlier", created_at=T0 - 1))
+
+    descending = ledger.list_tasks(TaskFilter(), sort=sort)
+    ascending = ledger.list_tasks(TaskFilter(), sort=sort, ascending=True)
+
+    order = ["later", "tie-c", "tie-b", "tie-aa", "tie-a", "earlier"]
+    assert [r.task_id for r in descending] == order
+    assert [r.task_id for r in ascending] == order[::-1]
+
+
+def test_list_sorted_follows_changes(ledger: Ledger) -> None:
+    for i in range(4):
+        ledger.insert(make_record(f"c-{i}", created_at=T0 + i))
+
+    ledger.claim("c-0", "w-1", now=T0 + 10)
+    ledger.claim("c-2", "w-1", now=T0 + 11)
+    ledger.update(
+        Update("c-0", SUCCESS, {"finished_at": T0 + 13}, expected=frozenset({RUNNING})),
+        now=T0 + 13,
+    )
+    ledger.update(
+        Update("c-2", FAILURE, {"finished_at": T0 + 12}, expected=frozenset({RUNNING})),
+        now=T0 + 12,
+    )
+    ledger.update(Update("c-2", PENDING), now=T0 + 14)
+    ledger.claim("c-2", "w-2", now=T0 + 15)
+
+    def ids(sort: TaskSort, task_filter: TaskFilter | None = None) -> list[str]:
+        listed = ledger.list_tasks(task_filter or TaskFilter(), sort=sort)
+        return [r.task_id for r in listed]
+
+    assert ids(TaskSort.STARTED) == ["c-2", "c-0", "c-3", "c-1"]
+    assert ids(TaskSort.ATTEMPTS) == ["c-2", "c-0", "c-3", "c-1"]
+    assert ids(TaskSort.DURATION) == ["c-0", "c-3", "c-2", "c-1"]
+    assert ids(TaskSort.STATUS) == ["c-0", "c-2", "c-3", "c-1"]
+    assert ids(TaskSort.ATTEMPTS, TaskFilter(status=RUNNING)) == ["c-2"]
+    assert ids(TaskSort.DURATION, TaskFilter(status=PENDING)) == ["c-3", "c-1"]
+    assert ids(TaskSort.STARTED, TaskFilter(queue=TaskQueue.DEFAULT))[:2] == [
+        "c-2",
+        "c-0",
+    ]
+
+
+def test_list_sorted_follows_created_change(ledger: Ledger) -> None:
+    ledger.insert(make_record("m-1", created_at=T0))
+    ledger.insert(make_record("m-2", created_at=T0 + 1))
+
+    ledger.update(Update("m-1", fields={"created_at": T0 + 5}), now=T0 + 6)
+
+    listed = ledger.list_tasks(TaskFilter(status=PENDING), sort=TaskSort.PRIORITY)
+    assert [r.task_id for r in listed] == ["m-1", "m-2"]
+
+
+def test_sorted_pages_while_rows_change(ledger: Ledger) -> None:
+    records = {r.task_id: r for r in seed_sortable(ledger, count=40)}
+    task_filter = TaskFilter()
+    expected = sorted_ids(list(records.values()), TaskSort.ATTEMPTS)
+
+    # Changes that keep every sort key in place must not disturb paging.
+    paged: list[str] = []
+    step = 0
+    while batch := ledger.list_tasks(
+        task_filter, limit=6, offset=len(paged), sort=TaskSort.ATTEMPTS
+    ):
+        paged += [r.task_id for r in batch]
+        for task_id in expected[step::7][:2]:
+            ledger.update(
+                Update(task_id, fields={"progress": step / 10}), now=T0 + 50 + step
+            )
+        step += 1
+    moved = expected[-1]
+    ledger.update(Update(moved, fields={"attempts": 9}), now=T0 + 99)
+    after = ledger.list_tasks(task_filter, limit=100, sort=TaskSort.ATTEMPTS)
+
+    assert paged == expected
+    assert [r.task_id for r in after] == [moved] + expected[:-1]
+    assert ledger.count_tasks(task_filter) == len(expected)
+
+
+def test_list_sorted_after_delete(ledger: Ledger) -> None:
+    ledger.insert(make_record("d-1", status=SUCCESS, started_at=T0, finished_at=T0))
+    ledger.insert(make_record("d-2", created_at=T0 + 5))
+
+    ledger.delete_finished_before(T0 + 1)
+
+    for sort in TaskSort:
+        listed = ledger.list_tasks(TaskFilter(), sort=sort)
+        assert [r.task_id for r in listed] == ["d-2"], sort
+
+
+def test_list_invalid_sort_raises(ledger: Ledger) -> None:
+    ledger.insert(make_record("x-1"))
+
+    with pytest.raises(ValueError, match="invalid sort key 'progress'"):
+        ledger.list_tasks(TaskFilter(), sort="progress")  # type: ignore[arg-type]
+
+    assert [r.task_id for r in ledger.list_tasks(TaskFilter())] == ["x-1"]
+
+
+def test_sort_keys_cover_every_key(ledger: Ledger) -> None:
+    assert ledger.sort_keys == frozenset(TaskSort)
+
+
+@pytest.mark.parametrize("sort", list(TaskSort))
+def test_sqlite_sorted_pages_use_indexes(sqlite_path: Path, sort: TaskSort) -> None:
+    from chenu_desktop.ledger.sqlite_ledger import SqliteLedger
+
+    ledger = SqliteLedger(sqlite_path)
+    try:
+        seed_sortable(ledger)
+        connection = sqlite3.connect(sqlite_path)
+        for task_filter in [
+            TaskFilter(),
+            TaskFilter(status=TaskStatus.AWAITING_APPROVAL),
+            TaskFilter(queue=TaskQueue.LOW),
+            TaskFilter(queue=TaskQueue.LOW, status=FAILURE),
+        ]:
+            for ascending in (False, True):
+                sql, params = ledger.list_query(task_filter, 50, 0, ascending, sort)
+                plan = [
+                    row[3]
+                    for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                ]
+                assert len(plan) == 1, (task_filter, plan)
+                assert "USING INDEX" in plan[0], (task_filter, plan)
+                assert "TEMP B-TREE" not in plan[0], (task_filter, plan)
+        connection.close()
+    finally:
+        ledger.close()
+
+
 # --- deleting -----------------------------------------------------------
 
 
@@ -1250,3 +1509,27 @@ def test_redis_decoded_replies(redis_url: str) -> None:
         assert ledger.oldest_created(TaskQueue.DEFAULT, SUCCESS) == T0
     finally:
         ledger.close()
+
+
+def test_redis_builds_missing_sort_indexes(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ledger = RedisLedger(redis.Redis.from_url(redis_url), "rebuild")
+    try:
+        records = seed_sortable(ledger, count=30)
+        # A ledger written before the sort indexes existed has none of them.
+        client.delete(*client.keys("chenu:rebuild:sort:*"))
+
+        reopened = RedisLedger(redis.Redis.from_url(redis_url), "rebuild")
+        listed = reopened.list_tasks(TaskFilter(), limit=100, sort=TaskSort.ATTEMPTS)
+        by_status = reopened.list_tasks(
+            TaskFilter(status=SUCCESS), limit=100, sort=TaskSort.DURATION
+        )
+        reopened.close()
+
+        assert [r.task_id for r in listed] == sorted_ids(records, TaskSort.ATTEMPTS)
+        assert [r.task_id for r in by_status] == sorted_ids(
+            [r for r in records if r.status is SUCCESS], TaskSort.DURATION
+        )
+    finally:
+        ledger.close()
+        client.close()

@@ -23,6 +23,7 @@ from ..models import (
     TaskFilter,
     TaskQueue,
     TaskRecord,
+    TaskSort,
     TaskStatus,
     WorkerInfo,
 )
@@ -110,6 +111,18 @@ class RecentStats:
     p95_duration: float | None
 
 
+def check_sort(ledger: Ledger, sort: TaskSort) -> TaskSort:
+    """Return `sort` as a `TaskSort`; raise ValueError if the ledger cannot sort by it."""
+    try:
+        key = TaskSort(sort)
+    except ValueError:
+        key = None
+    if key is None or key not in ledger.sort_keys:
+        choices = ", ".join(sorted(k.value for k in ledger.sort_keys))
+        raise ValueError(f"invalid sort key {sort!r}: use one of {choices}")
+    return key
+
+
 def encode_json(value: Any) -> str:
     """Encode a value for storage; raises TypeError or ValueError if not JSON."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -144,6 +157,8 @@ class Ledger(abc.ABC):
 
     #: "sqlite" or "redis".
     backend_name: str = ""
+    #: The keys `list_tasks` can sort by.
+    sort_keys: frozenset[TaskSort] = frozenset(TaskSort)
 
     # --- records ---------------------------------------------------------
 
@@ -215,13 +230,25 @@ class Ledger(abc.ABC):
         limit: int = 50,
         offset: int = 0,
         ascending: bool = False,
+        sort: TaskSort = TaskSort.CREATED,
     ) -> list[TaskRecord]:
-        """Return one page of matching records, newest ``created_at`` first.
+        """Return one page of matching records, the largest `sort` key first.
 
-        Ties in ``created_at`` are ordered by ``task_id``, descending. With
-        `ascending`, the order is reversed: oldest first, ties by ascending
-        ``task_id``. Served from indexes: the cost grows with offset + limit,
-        not with the number of records.
+        The default is newest ``created_at`` first. Records with equal keys
+        are ordered by ``created_at``, then by ``task_id``, both descending,
+        so consecutive pages never repeat or skip a record that did not
+        change. With `ascending`, the whole order is reversed. See
+        `TaskSort` for how each key compares.
+
+        Status and queue filters, in any combination with any key, are served
+        from indexes in the key's order, with no sort of all matches. The
+        cost grows with offset + limit (on SQLite, divided by the queue's
+        share of the rows when a queue filter meets a key other than
+        creation, queue or status), not with the number of records. So does
+        the default key with every filter.
+
+        Raises:
+            ValueError: `sort` is not in `sort_keys`.
         """
 
     @abc.abstractmethod

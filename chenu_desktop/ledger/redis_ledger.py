@@ -7,6 +7,11 @@ Every key lives under ``chenu:<namespace>:``:
 - ``idx:all``, ``idx:s:<status>``, ``idx:q:<queue>``, ``idx:qs:<queue>:<status>``,
   ``idx:n:<name>``, ``idx:ns:<status>:<name>``: sorted sets of task ids scored
   by ``created_at``.
+- ``sort:<key>:all``, ``sort:<key>:s:<status>``, ``sort:<key>:q:<queue>``,
+  ``sort:<key>:qs:<queue>:<status>`` for each key in `_SCORED_SORTS`: sorted
+  sets scored by the key's value (``-inf`` when it is None). Each member is
+  `created_order_key` of ``created_at`` followed by the task id, so equal
+  scores order by creation time, then by id.
 - ``ids``: every task id at score 0, for prefix search with ZRANGEBYLEX.
 - ``names``: a hash from ``<queue>:<name>`` to the number of records.
 - ``tri:<trigram>``: sets of the task ids whose error, case-folded and cut to
@@ -27,7 +32,9 @@ stored record, so the ledger needs a single Redis server, not a Redis Cluster.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import logging
 import math
 import time
 from collections.abc import Collection, Iterable, Sequence
@@ -42,6 +49,7 @@ from ..models import (
     TaskFilter,
     TaskQueue,
     TaskRecord,
+    TaskSort,
     TaskStatus,
     WorkerInfo,
 )
@@ -52,11 +60,25 @@ from .base import (
     Ledger,
     RecentStats,
     Update,
+    check_sort,
     decode_record,
     encode_fields,
     encode_json,
     percentile_from_histogram,
 )
+
+logger = logging.getLogger("chenu.ledger")
+
+#: Sort keys with sorted sets of their own. The text keys (name, queue,
+#: status) page through the creation-time index of each value in turn.
+_SCORED_SORTS = (
+    TaskSort.STARTED,
+    TaskSort.DURATION,
+    TaskSort.ATTEMPTS,
+    TaskSort.PRIORITY,
+)
+#: The hex digits of `created_order_key` at the start of a sort index member.
+_ORDER_KEY_DIGITS = 16
 
 #: Characters at the start of an error message that text search looks at.
 #: NOTE: a substring of the error that ends past this point is not found.
@@ -117,6 +139,74 @@ local function unindex_trigrams(id, stored)
   end
 end
 
+local SORTS = {@SORTS@}
+
+-- The 16 hex digits of a double that sort as the number does: the sign bit
+-- is flipped for positive numbers and every bit for negative ones.
+local function created_order_key(created)
+  local bytes = struct.pack('>d', created)
+  local flip = 0x80
+  if string.byte(bytes, 1) >= 0x80 then flip = 0xff end
+  local digits = {}
+  for i = 1, 8 do
+    local byte = string.byte(bytes, i)
+    if i == 1 then
+      byte = bit.bxor(byte, flip)
+    elseif flip == 0xff then
+      byte = bit.bxor(byte, 0xff)
+    end
+    digits[i] = string.format('%02x', byte)
+  end
+  return table.concat(digits)
+end
+
+local function sort_score(value)
+  if value == nil then return '-inf' end
+  return string.format('%.17g', value)
+end
+
+-- Read what the sort indexes of a stored record depend on; nil if it is missing.
+local function sort_state(key, id)
+  local v = redis.call('HMGET', key, 'status', 'queue', 'created_at',
+                       'started_at', 'finished_at', 'attempts', 'priority')
+  if not v[1] then return nil end
+  local started, finished = tonumber(v[4]), tonumber(v[5])
+  local duration = nil
+  if started and finished then duration = finished - started end
+  return {
+    status = cjson.decode(v[1]),
+    queue = cjson.decode(v[2]),
+    member = created_order_key(tonumber(v[3])) .. id,
+    scores = {started = sort_score(started), duration = sort_score(duration),
+              attempts = sort_score(tonumber(v[6])),
+              priority = sort_score(tonumber(v[7]))},
+  }
+end
+
+local function sort_keys(sort, state)
+  local base = prefix .. 'sort:' .. sort .. ':'
+  return {base .. 'all', base .. 'q:' .. state.queue, base .. 's:' .. state.status,
+          base .. 'qs:' .. state.queue .. ':' .. state.status}
+end
+
+-- Move a record in the sort indexes from its `old` to its `new` state; either may be nil.
+local function move_sorts(old, new)
+  for _, sort in ipairs(SORTS) do
+    local moved = not old or not new or old.member ~= new.member
+      or old.status ~= new.status
+    if old and moved then
+      for _, key in ipairs(sort_keys(sort, old)) do
+        redis.call('ZREM', key, old.member)
+      end
+    end
+    if new and (moved or old.scores[sort] ~= new.scores[sort]) then
+      for _, key in ipairs(sort_keys(sort, new)) do
+        redis.call('ZADD', key, new.scores[sort], new.member)
+      end
+    end
+  end
+end
+
 local function duration_bucket(seconds)
   for i, bound in ipairs(BUCKETS) do
     if seconds <= bound then return i - 1 end
@@ -152,6 +242,7 @@ if ARGV[8] ~= '' then redis.call('ZADD', prefix .. 'finals', ARGV[8], id) end
 local last = #ARGV
 if KEYS[2] then last = #ARGV - 2 end
 index_trigrams(id, 12 + 2 * nfields, last)
+move_sorts(nil, sort_state(KEYS[1], id))
 if KEYS[2] then redis.call('ZADD', KEYS[2], ARGV[#ARGV], ARGV[#ARGV - 1]) end
 return 1
 """
@@ -183,6 +274,7 @@ if ARGV[8] == '1' and current[4] == 'true' then return false end
 local new_status = old_status
 if ARGV[5] ~= '' then new_status = ARGV[5] end
 append_change(id, queue, new_status, now, '0')
+local old_sorts = sort_state(key, id)
 
 local nfields = tonumber(ARGV[13])
 local values = {'status', cjson.encode(new_status), 'updated_at', now}
@@ -229,6 +321,7 @@ end
 if new_status ~= old_status or ARGV[9] ~= '' then
   add_to(status_keys(new_status, queue, name), score, id)
 end
+move_sorts(old_sorts, sort_state(key, id))
 
 local times = redis.call('HMGET', key, 'started_at', 'finished_at')
 if FINAL[new_status] and (not FINAL[old_status] or ARGV[10] == '1') then
@@ -283,7 +376,18 @@ if redis.call('HINCRBY', prefix .. 'names', name_field, -1) <= 0 then
 end
 count(queue, status, -1)
 unindex_trigrams(id, current[4])
+move_sorts(sort_state(key, id), nil)
 redis.call('DEL', key)
+return 1
+"""
+
+
+# KEYS: the task hash.
+# ARGV: prefix, retention, id.
+_LUA_SORT_INDEX = """
+local state = sort_state(KEYS[1], ARGV[3])
+if not state then return 0 end
+move_sorts(nil, state)
 return 1
 """
 
@@ -295,6 +399,7 @@ def _lua(body: str) -> str:
     source = _LUA_COMMON + body
     source = source.replace("@FINAL@", finals)
     source = source.replace("@BUCKETS@", ", ".join(repr(b) for b in DURATION_BUCKETS))
+    source = source.replace("@SORTS@", ", ".join(f"'{k.value}'" for k in _SCORED_SORTS))
     return source.replace("@STATS_TTL@", str(STATS_RETENTION_MINUTES * 60))
 
 
@@ -326,6 +431,40 @@ def _parse_name_fields(fields: Iterable[bytes | str]) -> dict[str, set[TaskQueue
         queue, name = _text(field).split(":", 1)
         queues.setdefault(name, set()).add(TaskQueue(queue))
     return queues
+
+
+#: The record fields `_sort_value` reads.
+_SORT_FIELDS = (
+    "created_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "priority",
+    "task_name",
+    "queue",
+    "status",
+)
+
+
+def _sort_value(values: dict[str, Any], key: TaskSort) -> tuple[int, Any]:
+    """Return a record's `key` as a tuple that puts None below every value."""
+    if key is TaskSort.DURATION:
+        started, finished = values["started_at"], values["finished_at"]
+        value = None if started is None or finished is None else finished - started
+    else:
+        value = values[{TaskSort.STARTED: "started_at"}.get(key, key.value)]
+    return (0, 0) if value is None else (1, value)
+
+
+def _fixes_key(task_filter: TaskFilter, key: TaskSort) -> bool:
+    """Return whether the filter gives every match the same `key`."""
+    if key is TaskSort.QUEUE:
+        return task_filter.queue is not None
+    if key is TaskSort.STATUS:
+        return task_filter.status is not None
+    if key is TaskSort.TASK_NAME:
+        return task_filter.task_name is not None
+    return False
 
 
 def _decode_pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
@@ -399,6 +538,10 @@ class RedisLedger(Ledger):
         self._insert_script = client.register_script(_lua(_LUA_INSERT))
         self._apply_script = client.register_script(_lua(_LUA_APPLY))
         self._delete_script = client.register_script(_lua(_LUA_DELETE))
+        self._sort_index_script = client.register_script(_lua(_LUA_SORT_INDEX))
+        #: Whether `_build_missing_sort_indexes` has run; the first sorted
+        #: read runs it, so that opening the ledger sends nothing to Redis.
+        self._sort_indexes_checked = False
 
     # --- keys ------------------------------------------------------------
 
@@ -429,6 +572,51 @@ class RedisLedger(Ledger):
 
     def _common_args(self) -> list[str | int]:
         return [self._prefix, self._retention]
+
+    def _sort_key(
+        self, sort: TaskSort, status: TaskStatus | None, queue: TaskQueue | None
+    ) -> str:
+        """Return the sort index of one key for a status filter, queue filter or both."""
+        if queue is not None and status is not None:
+            return self._key("sort", sort.value, "qs", queue.value, status.value)
+        if queue is not None:
+            return self._key("sort", sort.value, "q", queue.value)
+        if status is not None:
+            return self._key("sort", sort.value, "s", status.value)
+        return self._key("sort", sort.value, "all")
+
+    def _build_missing_sort_indexes(self) -> None:
+        """Add records stored before the sort indexes existed to those indexes.
+
+        Every record is in the priority index once indexed, so a count that
+        differs from the count of all records means some are missing. The
+        index script is idempotent, which makes a run alongside other
+        writers, or a second run from another process, harmless.
+        """
+        pipe = self._client.pipeline(transaction=True)
+        pipe.zcard(self._key("idx", "all"))
+        pipe.zcard(self._sort_key(TaskSort.PRIORITY, None, None))
+        records, indexed = pipe.execute()
+        if records == indexed:
+            return
+        logger.info(
+            "adding %d records of %s to the sort indexes", records, self._prefix
+        )
+        members = (
+            _text(member)
+            for member, _ in self._client.zscan_iter(
+                self._key("idx", "all"), count=_SCAN_CHUNK
+            )
+        )
+        while batch := list(itertools.islice(members, _SCAN_CHUNK)):
+            pipe = self._client.pipeline(transaction=False)
+            for task_id in batch:
+                self._sort_index_script(
+                    [self._task_key(task_id)],
+                    [*self._common_args(), task_id],
+                    client=pipe,
+                )
+            pipe.execute()
 
     # --- records ---------------------------------------------------------
 
@@ -560,13 +748,132 @@ class RedisLedger(Ledger):
         limit: int = 50,
         offset: int = 0,
         ascending: bool = False,
+        sort: TaskSort = TaskSort.CREATED,
     ) -> list[TaskRecord]:
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, not {limit} and {offset}")
+        key = check_sort(self, sort)
         if limit == 0:
             return []
+        if key is not TaskSort.CREATED and not _fixes_key(task_filter, key):
+            return self._fetch_records(
+                self._sorted_page(task_filter, key, offset, limit, ascending)
+            )
         plan = self._plan(task_filter)
         return self._fetch_records(self._page(plan, offset, limit, ascending))
+
+    def _sorted_page(
+        self,
+        task_filter: TaskFilter,
+        key: TaskSort,
+        offset: int,
+        limit: int,
+        ascending: bool,
+    ) -> list[str]:
+        """Return the ids of one page in the order of a key other than creation."""
+        if not self._sort_indexes_checked:
+            self._build_missing_sort_indexes()
+            self._sort_indexes_checked = True
+        by_status_and_queue = task_filter.text is None and task_filter.task_name is None
+        timeless = (
+            task_filter.created_after is None and task_filter.created_before is None
+        )
+        if key in _SCORED_SORTS and by_status_and_queue and timeless:
+            index = self._sort_key(key, task_filter.status, task_filter.queue)
+            last = offset + limit - 1
+            if ascending:
+                members = self._client.zrange(index, offset, last)
+            else:
+                members = self._client.zrevrange(index, offset, last)
+            return [_text(m)[_ORDER_KEY_DIGITS:] for m in members]
+        if key in (TaskSort.QUEUE, TaskSort.STATUS) and by_status_and_queue:
+            return self._segment_page(task_filter, key, offset, limit, ascending)
+        if key is TaskSort.TASK_NAME and task_filter.text is None:
+            return self._segment_page(task_filter, key, offset, limit, ascending)
+        return self._sorted_matches(task_filter, key, ascending)[
+            offset : offset + limit
+        ]
+
+    def _segments(self, task_filter: TaskFilter, key: TaskSort) -> list[_Source]:
+        """Return the creation-time indexes of each value of `key`, in value order."""
+        if key is TaskSort.QUEUE:
+            queues = sorted(TaskQueue, key=lambda q: q.value)
+            return [_Source(self._index_key(task_filter.status, q)) for q in queues]
+        if key is TaskSort.STATUS:
+            statuses = sorted(TaskStatus, key=lambda s: s.value)
+            return [_Source(self._index_key(s, task_filter.queue)) for s in statuses]
+        queues = _parse_name_fields(self._client.hkeys(self._key("names")))
+        segments = []
+        for name in sorted(queues):
+            source = self._name_source(task_filter, name, queues)
+            if source is not None:
+                segments.append(source)
+        return segments
+
+    def _segment_page(
+        self,
+        task_filter: TaskFilter,
+        key: TaskSort,
+        offset: int,
+        limit: int,
+        ascending: bool,
+    ) -> list[str]:
+        """Return one page of the segments of `key`, read one after the other.
+
+        Each segment is ordered by creation time, so the page follows the
+        key, then the creation time, then the id.
+        """
+        plan = self._plan(task_filter)
+        segments = self._segments(task_filter, key)
+        if not ascending:
+            segments.reverse()
+        pipe = self._client.pipeline(transaction=False)
+        for segment in segments:
+            if segment.queue is None:
+                pipe.zcount(segment.key, plan.low, plan.high)
+        counts = iter(pipe.execute())
+        ids: list[str] = []
+        skip = offset
+        for segment in segments:
+            if len(ids) >= limit:
+                break
+            if segment.queue is not None:
+                # Members of a name in several queues are checked one by one.
+                scanned = self._scan(segment, plan, None, ascending)
+                taken = scanned[skip : skip + limit - len(ids)]
+                ids += [task_id for _, task_id in taken]
+                skip = max(0, skip - len(scanned))
+                continue
+            size = next(counts)
+            if skip >= size:
+                skip -= size
+                continue
+            batch = self._range(segment.key, plan, skip, limit - len(ids), ascending)
+            ids += [_text(member) for member, _ in batch]
+            skip = 0
+        return ids
+
+    def _sorted_matches(
+        self, task_filter: TaskFilter, key: TaskSort, ascending: bool
+    ) -> list[str]:
+        """Return the ids of every match, sorted by `key` here in Python.
+
+        NOTE: this reads every match and its sort value, so it costs one read
+        per matching record. It serves only a text, a name or a time range
+        combined with a scored key, and a text with a text key.
+        """
+        entries = self._all_matches(self._plan(task_filter))
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in entries:
+            pipe.hmget(self._task_key(task_id), _SORT_FIELDS)
+        ordered = []
+        for task_id, raw in zip(entries, pipe.execute()):
+            if raw[0] is None:
+                continue  # deleted since the index was read
+            values = dict(zip(_SORT_FIELDS, (json.loads(_text(v)) for v in raw)))
+            ordered.append((_sort_value(values, key), values["created_at"], task_id))
+        ordered.sort(reverse=not ascending)
+        return [task_id for _, _, task_id in ordered]
 
     def count_tasks(self, task_filter: TaskFilter) -> int:
         plan = self._plan(task_filter)
@@ -759,6 +1066,19 @@ class RedisLedger(Ledger):
             entries += [(score, _text(member)) for member, score in batch]
         entries.sort(reverse=not ascending)
         return [task_id for _, task_id in entries[offset:need]]
+
+    def _all_matches(self, plan: _Plan) -> list[str]:
+        """Return the ids of every match of the plan, in no particular order."""
+        task_ids = [task_id for _, task_id in plan.candidates]
+        pipe = self._client.pipeline(transaction=False)
+        for source in plan.sources:
+            if source.queue is None:
+                pipe.zrangebyscore(source.key, plan.low, plan.high)
+            else:
+                task_ids += [task_id for _, task_id in self._scan(source, plan, None)]
+        for members in pipe.execute():
+            task_ids += [_text(member) for member in members]
+        return task_ids
 
     def _fetch_records(self, task_ids: list[str]) -> list[TaskRecord]:
         if not task_ids:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from ..models import TaskRecord
+from ..models import TaskRecord, TaskSort
 from .style import format_duration, format_time, status_label
 
 
@@ -41,8 +41,29 @@ COLUMN_TITLES = {
 NUMERIC_COLUMNS = frozenset(
     {TaskColumn.PRIORITY, TaskColumn.ATTEMPTS, TaskColumn.DURATION}
 )
-#: The only column the ledger can sort by.
-SORTABLE_COLUMN = TaskColumn.CREATED
+#: The ledger's sort key behind each column that can sort.
+COLUMN_SORTS = {
+    TaskColumn.TASK: TaskSort.TASK_NAME,
+    TaskColumn.QUEUE: TaskSort.QUEUE,
+    TaskColumn.PRIORITY: TaskSort.PRIORITY,
+    TaskColumn.STATUS: TaskSort.STATUS,
+    TaskColumn.ATTEMPTS: TaskSort.ATTEMPTS,
+    TaskColumn.CREATED: TaskSort.CREATED,
+    TaskColumn.STARTED: TaskSort.STARTED,
+    TaskColumn.DURATION: TaskSort.DURATION,
+}
+#: The column of the default order, newest first.
+DEFAULT_SORT_COLUMN = TaskColumn.CREATED
+_SORT_NOTES = {
+    TaskSort.STATUS: " (by the stored name, such as pending or success)",
+    TaskSort.DURATION: " (running and waiting tasks sort as shortest)",
+    TaskSort.STARTED: " (tasks not started yet sort as earliest)",
+}
+
+
+def column_of_sort(sort: TaskSort) -> TaskColumn:
+    """Return the column that shows the sort key."""
+    return next(column for column, key in COLUMN_SORTS.items() if key is sort)
 
 
 def cell_text(record: TaskRecord, column: TaskColumn) -> str:
@@ -88,8 +109,9 @@ def cell_tooltip(record: TaskRecord, column: TaskColumn) -> str | None:
     return None
 
 
-def header_tooltip(column: TaskColumn) -> str:
-    """Return the header tooltip, which names the one sortable column."""
-    if column is SORTABLE_COLUMN:
-        return "Sorted by creation time: click to reverse the order"
-    return "Not sortable: only the Created column sorts"
+def header_tooltip(column: TaskColumn, sortable: bool) -> str:
+    """Return the header tooltip, which says whether a click sorts by the column."""
+    if not sortable:
+        return f"{COLUMN_TITLES[column]}: this column does not sort"
+    note = _SORT_NOTES.get(COLUMN_SORTS[column], "")
+    return f"Click to sort by {COLUMN_TITLES[column].lower()}{note}"

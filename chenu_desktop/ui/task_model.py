@@ -18,19 +18,28 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush
 
-from ..models import Change, TaskFilter, TaskRecord, TaskStatus
+from ..models import Change, TaskFilter, TaskRecord, TaskSort, TaskStatus
 from .style import GOVERNANCE_TINT
 from .task_changes import plan_refresh, row_runs
 from .task_columns import (
+    COLUMN_SORTS,
     COLUMN_TITLES,
     NUMERIC_COLUMNS,
-    SORTABLE_COLUMN,
     TaskColumn,
     cell_text,
     cell_tooltip,
     header_tooltip,
 )
-from .task_reads import FirstPage, Location, Refresh, Resync, TaskListReader
+from .task_reads import (
+    CHANGING_SORTS,
+    FirstPage,
+    ListOrder,
+    Location,
+    Refresh,
+    Resync,
+    TaskListReader,
+    sort_value,
+)
 from .task_rows import TaskRows
 
 if TYPE_CHECKING:
@@ -51,10 +60,14 @@ RETRY_DELAY_MS = 3000
 DURATION_TICK_MS = 1000
 _PLACEHOLDER = "…"
 _RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+#: Keys whose first click sorts largest first: times, durations and counts.
+_DESCENDING_FIRST = frozenset(
+    {TaskSort.CREATED, TaskSort.STARTED, TaskSort.DURATION, TaskSort.ATTEMPTS}
+)
 
 
 class TaskTableModel(QAbstractTableModel):
-    """The tasks matching a filter, newest first, read from the ledger on demand.
+    """The tasks matching a filter in one order, read from the ledger on demand.
 
     `rowCount` is the number of matching tasks. A row's record is read with
     its page (`page_size` rows) when `data` is first called for it; until then the
@@ -62,12 +75,16 @@ class TaskTableModel(QAbstractTableModel):
     runs through the `BackgroundRunner`, so the GUI thread never waits on
     storage.
 
+    The order is newest first unless `sort` or `set_order` chose another
+    key of the ledger. Only the columns in `sortable_columns` sort.
+
     Live updates (`apply_changes`) re-read the loaded rows that changed and
     insert new tasks at the top of a newest-first view (at the end of an
     oldest-first one). Changes that can move rows in or out of the middle
-    (deletions, or a status or text filter) make the model read the count
-    and its loaded pages again and apply them as one layout change, which
-    keeps persistent indexes, and so the view's selection, on their task ids.
+    (deletions, a status or text filter, or a changed or new row in an
+    order other than creation time) make the model read the count and its
+    loaded pages again and apply them as one layout change, which keeps
+    persistent indexes, and so the view's selection, on their task ids.
 
     Give the model a parent, or delete it on the GUI thread: freed by garbage
     collection on another thread, it could not stop its timers there.
@@ -108,7 +125,12 @@ class TaskTableModel(QAbstractTableModel):
         self._runner = runner
         self._page_size = page_size
         self._filter = TaskFilter()
-        self._ascending = False
+        self._order = ListOrder()
+        self._sortable_columns = frozenset(
+            column
+            for column, key in COLUMN_SORTS.items()
+            if key in task_service.sort_keys
+        )
         self._rows = TaskRows(page_size)
         #: Bumped whenever rows move, so that reads started before are dropped.
         self._version = 0
@@ -157,8 +179,13 @@ class TaskTableModel(QAbstractTableModel):
         column = TaskColumn(section)
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMN_TITLES[column]
+        sortable = column in self._sortable_columns
         if role == Qt.ItemDataRole.ToolTipRole:
-            return header_tooltip(column)
+            return header_tooltip(column, sortable)
+        if role == Qt.ItemDataRole.InitialSortOrderRole and sortable:
+            if COLUMN_SORTS[column] in _DESCENDING_FIRST:
+                return Qt.SortOrder.DescendingOrder
+            return Qt.SortOrder.AscendingOrder
         if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC_COLUMNS:
             return _RIGHT_ALIGNED
         return None
@@ -179,9 +206,10 @@ class TaskTableModel(QAbstractTableModel):
     def sort(
         self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder
     ) -> None:
-        """Sort by creation time; the other columns do not sort, so they are ignored."""
-        if column == SORTABLE_COLUMN:
-            self.set_ascending(order == Qt.SortOrder.AscendingOrder)
+        """Sort by a column in `sortable_columns`; the others are ignored."""
+        if column in self._sortable_columns:
+            key = COLUMN_SORTS[TaskColumn(column)]
+            self.set_order(key, order == Qt.SortOrder.AscendingOrder)
 
     # --- public API ----------------------------------------------------------
 
@@ -191,8 +219,18 @@ class TaskTableModel(QAbstractTableModel):
 
     @property
     def ascending(self) -> bool:
-        """Whether the oldest tasks come first (the default is newest first)."""
-        return self._ascending
+        """Whether the smallest key comes first (the default is newest first)."""
+        return self._order.ascending
+
+    @property
+    def sort_key(self) -> TaskSort:
+        """The key the rows are ordered by."""
+        return self._order.key
+
+    @property
+    def sortable_columns(self) -> frozenset[TaskColumn]:
+        """The columns whose key the ledger can sort by."""
+        return self._sortable_columns
 
     @property
     def page_size(self) -> int:
@@ -210,10 +248,15 @@ class TaskTableModel(QAbstractTableModel):
         self._load()
 
     def set_ascending(self, ascending: bool) -> None:
-        """Order by creation time, oldest first when `ascending`."""
-        if ascending == self._ascending and (self._loaded or self._loading):
+        """Keep the sort key, smallest first when `ascending`."""
+        self.set_order(self._order.key, ascending)
+
+    def set_order(self, key: TaskSort, ascending: bool) -> None:
+        """Order the rows by `key`, smallest first when `ascending`, from the top."""
+        order = ListOrder(key, ascending)
+        if order == self._order and (self._loaded or self._loading):
             return
-        self._ascending = ascending
+        self._order = order
         self._load()
 
     def reload(self) -> None:
@@ -330,7 +373,7 @@ class TaskTableModel(QAbstractTableModel):
         started = self._run(
             self._reader.first_page,
             self._filter,
-            self._ascending,
+            self._order,
             on_result=lambda first: self._on_first_page_read(version, first),
             on_error=lambda message: self._on_first_page_failed(version, message),
         )
@@ -375,7 +418,7 @@ class TaskTableModel(QAbstractTableModel):
         started = self._run(
             self._reader.page,
             self._filter,
-            self._ascending,
+            self._order,
             page_number,
             on_result=lambda records: self._on_page_read(version, page_number, records),
             on_error=lambda message: self._on_page_failed(
@@ -469,6 +512,10 @@ class TaskTableModel(QAbstractTableModel):
             self._start_resync()
             return
         task_ids, may_add = plan
+        if may_add and self._order.key in CHANGING_SORTS:
+            # A task that is not loaded may have moved into the loaded rows.
+            self._start_resync()
+            return
         if task_ids or may_add:
             self._start_refresh(task_ids, may_add)
 
@@ -478,7 +525,7 @@ class TaskTableModel(QAbstractTableModel):
         started = self._run(
             self._reader.refresh,
             self._filter,
-            self._ascending,
+            self._order,
             task_ids,
             len(self._rows) if may_add else None,
             on_result=lambda refresh: self._on_refresh_read(version, refresh),
@@ -493,7 +540,7 @@ class TaskTableModel(QAbstractTableModel):
             self._start_next_update()
             return
         records = [r for r in refresh.records.values() if r is not None]
-        if len(records) < len(refresh.records):
+        if len(records) < len(refresh.records) or self._sort_values_changed(records):
             self._request_resync()
             return
         for first, last in row_runs(self._rows.replace(records)):
@@ -518,9 +565,10 @@ class TaskTableModel(QAbstractTableModel):
         """
         old_count = len(self._rows)
         added = count - old_count
-        if added <= 0:
+        if added <= 0 or self._order.key is not TaskSort.CREATED:
+            # In another order, a new task may belong anywhere.
             return False
-        if self._ascending:
+        if self._order.ascending:
             # New tasks are the newest, so they go at the end.
             self.beginInsertRows(QModelIndex(), old_count, count - 1)
             self._rows.extend(added)
@@ -539,6 +587,18 @@ class TaskTableModel(QAbstractTableModel):
         self._insert_at_top(newest[:added])
         return True
 
+    def _sort_values_changed(self, records: list[TaskRecord]) -> bool:
+        """Return whether a re-read record has a new sort key, so its row moves."""
+        key = self._order.key
+        for record in records:
+            row = self._rows.row_of(record.task_id)
+            loaded = None if row is None else self._rows.record(row)
+            if loaded is not None and sort_value(loaded, key) != sort_value(
+                record, key
+            ):
+                return True
+        return False
+
     def _insert_at_top(self, records: list[TaskRecord]) -> None:
         self.beginInsertRows(QModelIndex(), 0, len(records) - 1)
         self._rows.insert_at_top(records)
@@ -554,7 +614,7 @@ class TaskTableModel(QAbstractTableModel):
         started = self._run(
             self._reader.resync,
             self._filter,
-            self._ascending,
+            self._order,
             self._rows.recent_pages(MAX_RESYNC_PAGES),
             on_result=lambda resync: self._on_resync_read(version, resync),
             on_error=lambda message: self._on_update_failed(version, message),
@@ -623,7 +683,7 @@ class TaskTableModel(QAbstractTableModel):
         started = self._run(
             self._reader.locate,
             self._filter,
-            self._ascending,
+            self._order,
             task_id,
             on_result=lambda location: self._on_location_read(
                 version, task_id, attempts_left, location

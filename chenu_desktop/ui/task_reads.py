@@ -6,16 +6,50 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TaskNotFoundError
-from ..models import TaskFilter, TaskRecord
+from ..models import TaskFilter, TaskRecord, TaskSort
 from ..services import MAX_PAGE
 
 if TYPE_CHECKING:
     from ..services import TaskService
 
 
+#: Rows a locate reads at most in an order other than creation time.
+MAX_LOCATE_SCAN = 20 * MAX_PAGE
+#: Keys a change of a task can alter; the others are fixed at submit.
+CHANGING_SORTS = frozenset(
+    {TaskSort.STARTED, TaskSort.DURATION, TaskSort.ATTEMPTS, TaskSort.STATUS}
+)
+
+
 def filter_arguments(task_filter: TaskFilter) -> dict[str, Any]:
     """Return the keyword arguments of `TaskService.list_tasks` for a filter."""
     return dataclasses.asdict(task_filter)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListOrder:
+    """The order of the task list: a sort key and its direction."""
+
+    key: TaskSort = TaskSort.CREATED
+    ascending: bool = False
+
+
+def sort_value(record: TaskRecord, key: TaskSort) -> Any:
+    """Return the value of `key` the ledger orders `record` by (see `TaskSort`)."""
+    if key is TaskSort.DURATION:
+        if record.started_at is None or record.finished_at is None:
+            return None
+        return record.finished_at - record.started_at
+    values = {
+        TaskSort.CREATED: record.created_at,
+        TaskSort.STARTED: record.started_at,
+        TaskSort.ATTEMPTS: record.attempts,
+        TaskSort.PRIORITY: record.priority,
+        TaskSort.TASK_NAME: record.task_name,
+        TaskSort.QUEUE: record.queue.value,
+        TaskSort.STATUS: record.status.value,
+    }
+    return values[key]
 
 
 @dataclasses.dataclass
@@ -76,26 +110,36 @@ class TaskListReader:
         return self._service.count_tasks(**filter_arguments(task_filter))
 
     def page(
-        self, task_filter: TaskFilter, ascending: bool, page_number: int
+        self, task_filter: TaskFilter, order: ListOrder, page_number: int
     ) -> list[TaskRecord]:
         """Return the records of one page (rows from page_number * page_size)."""
+        return self._list(task_filter, order, page_number * self.page_size)
+
+    def _list(
+        self,
+        task_filter: TaskFilter,
+        order: ListOrder,
+        offset: int,
+        limit: int | None = None,
+    ) -> list[TaskRecord]:
         return self._service.list_tasks(
             **filter_arguments(task_filter),
-            limit=self.page_size,
-            offset=page_number * self.page_size,
-            ascending=ascending,
+            limit=self.page_size if limit is None else limit,
+            offset=offset,
+            ascending=order.ascending,
+            sort=order.key,
         )
 
-    def first_page(self, task_filter: TaskFilter, ascending: bool) -> FirstPage:
+    def first_page(self, task_filter: TaskFilter, order: ListOrder) -> FirstPage:
         count = self.count(task_filter)
         if count == 0:
             return FirstPage(0, [])
-        return FirstPage(count, self.page(task_filter, ascending, 0))
+        return FirstPage(count, self.page(task_filter, order, 0))
 
     def refresh(
         self,
         task_filter: TaskFilter,
-        ascending: bool,
+        order: ListOrder,
         task_ids: list[str],
         old_count: int | None,
     ) -> Refresh:
@@ -111,26 +155,27 @@ class TaskListReader:
         count = self.count(task_filter)
         added = count - old_count
         newest = None
-        if not ascending and 0 < added <= self.page_size:
+        newest_first = order == ListOrder()
+        if newest_first and 0 < added <= self.page_size:
             newest = self._service.list_tasks(
                 **filter_arguments(task_filter), limit=added + 1
             )
         return Refresh(records, count, newest)
 
     def resync(
-        self, task_filter: TaskFilter, ascending: bool, page_numbers: list[int]
+        self, task_filter: TaskFilter, order: ListOrder, page_numbers: list[int]
     ) -> Resync:
         """Read the count and the pages that still lie within it."""
         count = self.count(task_filter)
         pages = {
-            number: self.page(task_filter, ascending, number)
+            number: self.page(task_filter, order, number)
             for number in page_numbers
             if number * self.page_size < count
         }
         return Resync(count, pages)
 
     def locate(
-        self, task_filter: TaskFilter, ascending: bool, task_id: str
+        self, task_filter: TaskFilter, order: ListOrder, task_id: str
     ) -> Location | None:
         """Return the task's row in the filter with its page.
 
@@ -140,6 +185,9 @@ class TaskListReader:
             TaskNotFoundError: No task has this id.
         """
         record = self._service.get_status(task_id)
+        if order.key is not TaskSort.CREATED:
+            return self._locate_by_reading(task_filter, order, task_id)
+        ascending = order.ascending
         created = record.created_at
         after, before = task_filter.created_after, task_filter.created_before
         if (after is not None and created < after) or (
@@ -155,14 +203,32 @@ class TaskListReader:
         )
         # NOTE: only the first MAX_PAGE tasks created at the very same time are
         # read, so a task behind more ties than that is reported as not matching.
-        ties = self._service.list_tasks(
-            **filter_arguments(same_time), limit=MAX_PAGE, ascending=ascending
-        )
+        ties = self._list(same_time, order, 0, MAX_PAGE)
         tie_ids = [tie.task_id for tie in ties]
         if task_id not in tie_ids:
             return None
         position = self.count(up_to_task) - len(ties) + tie_ids.index(task_id)
         page_number = position // self.page_size
         return Location(
-            position, page_number, self.page(task_filter, ascending, page_number)
+            position, page_number, self.page(task_filter, order, page_number)
         )
+
+    def _locate_by_reading(
+        self, task_filter: TaskFilter, order: ListOrder, task_id: str
+    ) -> Location | None:
+        """Find the task's row by reading the list from the top.
+
+        NOTE: only the first `MAX_LOCATE_SCAN` rows are read, so a task
+        further down in this order is reported as not matching.
+        """
+        for offset in range(0, MAX_LOCATE_SCAN, MAX_PAGE):
+            records = self._list(task_filter, order, offset, MAX_PAGE)
+            ids = [record.task_id for record in records]
+            if task_id in ids:
+                position = offset + ids.index(task_id)
+                page_number = position // self.page_size
+                page = self.page(task_filter, order, page_number)
+                return Location(position, page_number, page)
+            if len(records) < MAX_PAGE:
+                break
+        return None

@@ -30,7 +30,7 @@ from ..errors import TaskNotFoundError
 from ..models import Change, TaskFilter, TaskQueue, TaskRecord, TaskStatus
 from .progress_delegate import ProgressDelegate
 from .status_badge_delegate import StatusBadgeDelegate
-from .task_columns import SORTABLE_COLUMN, TaskColumn
+from .task_columns import COLUMN_SORTS, DEFAULT_SORT_COLUMN, TaskColumn, column_of_sort
 from .task_filter_bar import TaskFilterBar
 from .task_model import TaskTableModel, while_alive
 from .task_name_delegate import TaskNameDelegate
@@ -153,7 +153,7 @@ class TaskTableWidget(QWidget):
         header.setSectionsClickable(True)
         header.setSectionsMovable(True)
         header.setSortIndicatorShown(True)
-        header.setSortIndicator(SORTABLE_COLUMN, Qt.SortOrder.DescendingOrder)
+        header.setSortIndicator(DEFAULT_SORT_COLUMN, Qt.SortOrder.DescendingOrder)
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
         for column, width in _COLUMN_WIDTHS.items():
@@ -267,11 +267,13 @@ class TaskTableWidget(QWidget):
             header.setSectionHidden(column, False)
         section = header.sortIndicatorSection()
         order = header.sortIndicatorOrder()
-        if section != SORTABLE_COLUMN:
+        if section not in self.model.sortable_columns:
+            # Saved by a version or backend that sorted by another column.
+            section = DEFAULT_SORT_COLUMN
             order = Qt.SortOrder.DescendingOrder
             with QSignalBlocker(header):
-                header.setSortIndicator(SORTABLE_COLUMN, order)
-        self.model.sort(SORTABLE_COLUMN, order)
+                header.setSortIndicator(section, order)
+        self.model.sort(section, order)
         return restored
 
     # --- going to a task -----------------------------------------------------
@@ -358,19 +360,21 @@ class TaskTableWidget(QWidget):
         self, section: int, order: Qt.SortOrder
     ) -> None:
         header = self.view.horizontalHeader()
-        if section != SORTABLE_COLUMN:
-            # Only creation time sorts: put the indicator back where it was.
+        if section not in self.model.sortable_columns:
+            # The ledger cannot sort by it: put the indicator back where it was.
             current = (
                 Qt.SortOrder.AscendingOrder
                 if self.model.ascending
                 else Qt.SortOrder.DescendingOrder
             )
             with QSignalBlocker(header):
-                header.setSortIndicator(SORTABLE_COLUMN, current)
+                header.setSortIndicator(column_of_sort(self.model.sort_key), current)
             return
-        if (order == Qt.SortOrder.AscendingOrder) != self.model.ascending:
+        ascending = order == Qt.SortOrder.AscendingOrder
+        key = COLUMN_SORTS[TaskColumn(section)]
+        if key is not self.model.sort_key or ascending != self.model.ascending:
             self._remember_current_for_reselect()
-            self.model.sort(SORTABLE_COLUMN, order)
+            self.model.sort(section, order)
             self._locate_reselect()
 
     # --- view updates --------------------------------------------------------

@@ -13,11 +13,12 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
-from chenu_desktop.models import Change, TaskFilter, TaskRecord
+from chenu_desktop.ledger import Update
+from chenu_desktop.models import Change, TaskFilter, TaskRecord, TaskSort
 from chenu_desktop.ui.background import BackgroundRunner
 from chenu_desktop.ui.feed import EngineFeed
 from chenu_desktop.ui.task_changes import plan_refresh
-from chenu_desktop.ui.task_columns import TaskColumn
+from chenu_desktop.ui.task_columns import COLUMN_SORTS, TaskColumn
 from chenu_desktop.ui.task_model import TaskTableModel
 from chenu_desktop.ui.task_rows import TaskRows
 
@@ -241,8 +242,9 @@ def test_sort_by_created_ascending(
     assert model.ascending
     assert ids(model) == [f"task-{n:06d}" for n in range(25)]
 
-    model.sort(TaskColumn.STATUS, Qt.SortOrder.DescendingOrder)
+    model.sort(TaskColumn.PROGRESS, Qt.SortOrder.DescendingOrder)
     assert model.ascending
+    assert model.sort_key is TaskSort.CREATED
 
     model.sort(TaskColumn.CREATED, Qt.SortOrder.DescendingOrder)
     qtbot.waitUntil(
@@ -260,10 +262,148 @@ def test_header_says_which_column_sorts(
     tooltip = Qt.ItemDataRole.ToolTipRole
 
     created = model.headerData(TaskColumn.CREATED, horizontal, tooltip)
-    status = model.headerData(TaskColumn.STATUS, horizontal, tooltip)
+    progress = model.headerData(TaskColumn.PROGRESS, horizontal, tooltip)
+    initial = Qt.ItemDataRole.InitialSortOrderRole
 
-    assert "reverse" in created
-    assert "only the Created column sorts" in status
+    assert created == "Click to sort by created"
+    assert progress == "Progress: this column does not sort"
+    assert model.sortable_columns == set(COLUMN_SORTS)
+    assert TaskColumn.WORKER not in model.sortable_columns
+    assert model.headerData(TaskColumn.DURATION, horizontal, initial) == (
+        Qt.SortOrder.DescendingOrder
+    )
+    assert model.headerData(TaskColumn.TASK, horizontal, initial) == (
+        Qt.SortOrder.AscendingOrder
+    )
+    assert model.headerData(TaskColumn.ID, horizontal, initial) is None
+
+
+def sortable_records() -> list[TaskRecord]:
+    """Return records whose keys differ from their creation order, with ties."""
+    records = []
+    for n in range(24):
+        started = None if n % 4 == 0 else T0 + 100 + (n * 7) % 5
+        finished = None if started is None or n % 3 == 0 else started + n % 4
+        status = TaskStatus.PENDING if started is None else TaskStatus.SUCCESS
+        if started is not None and finished is None:
+            status = TaskStatus.RUNNING
+        record = make_record(
+            n,
+            status=status,
+            queue=(TaskQueue.DEFAULT, TaskQueue.HIGH, TaskQueue.LOW)[n % 3],
+            task_name=("b.task", "a.task", "c.task")[n * 5 % 3],
+            attempts=(n * 3) % 4,
+            started_at=started,
+            finished_at=finished,
+        )
+        record.priority = (n * 7) % 3
+        records.append(record)
+    return records
+
+
+def order_of(service: Any, key: TaskSort, ascending: bool) -> list[str]:
+    listed = service.list_tasks(limit=100, sort=key, ascending=ascending)
+    return [record.task_id for record in listed]
+
+
+@pytest.mark.parametrize("column", list(COLUMN_SORTS))
+def test_sort_by_each_sortable_column(
+    qtbot, qtmodeltester, idle_engine: Engine, runner: BackgroundRunner, column
+) -> None:
+    insert(idle_engine, sortable_records())
+    service = idle_engine.task_service
+    model = open_model(qtbot, service, runner, page_size=10)
+    key = COLUMN_SORTS[column]
+
+    for order in (Qt.SortOrder.DescendingOrder, Qt.SortOrder.AscendingOrder):
+        ascending = order == Qt.SortOrder.AscendingOrder
+        model.sort(column, order)
+        qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
+        load_all_rows(qtbot, model)
+
+        assert model.sort_key is key
+        assert model.ascending is ascending
+        assert ids(model) == order_of(service, key, ascending)
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_sorted_rows_move_on_change(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, sortable_records())
+    ledger = idle_engine.ledger
+    service = idle_engine.task_service
+    model = open_model(qtbot, service, runner, page_size=10)
+    model.sort(TaskColumn.ATTEMPTS, Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
+    load_all_rows(qtbot, model)
+    last = model.record_at(model.rowCount() - 1)
+    selection = QItemSelectionModel(model)
+    selection.select(
+        model.index(model.rowCount() - 1, 0),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    since = ledger.last_seq()
+
+    # The last row gets the most attempts, and a new task arrives.
+    ledger.update(Update(last.task_id, fields={"attempts": 9}), now=T0 + 500)
+    ledger.insert(make_record(90, attempts=2, created_at=T0 + 50))
+    model.apply_changes(ledger.changes(since).changes)
+
+    expected = order_of(service, TaskSort.ATTEMPTS, False)
+    qtbot.waitUntil(
+        lambda: (
+            model.rowCount() == 25
+            and model.record_at(0) is not None
+            and model.record_at(0).task_id == last.task_id
+        ),
+        timeout=10_000,
+    )
+    load_all_rows(qtbot, model)
+    assert ids(model) == expected
+    assert expected[0] == last.task_id
+    assert expected.index("task-000090") not in (0, 24)
+    assert [index.row() for index in selection.selectedRows()] == [0]
+
+
+def test_sorted_refresh_keeps_unmoved_rows(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, sortable_records())
+    ledger = idle_engine.ledger
+    model = open_model(qtbot, idle_engine.task_service, runner)
+    model.sort(TaskColumn.PRIORITY, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
+    load_all_rows(qtbot, model)
+    before = ids(model)
+    layouts: list[int] = []
+    model.layoutChanged.connect(lambda *args: layouts.append(1))
+    since = ledger.last_seq()
+
+    ledger.update(Update(before[5], fields={"progress": 0.5}), now=T0 + 500)
+    model.apply_changes(ledger.changes(since).changes)
+
+    qtbot.waitUntil(lambda: model.record_at(5).progress == 0.5, timeout=10_000)
+    assert ids(model) == before
+    assert layouts == []
+
+
+def test_locate_in_other_order(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(idle_engine, sortable_records())
+    model = open_model(qtbot, idle_engine.task_service, runner, page_size=5)
+    model.sort(TaskColumn.DURATION, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
+    expected = order_of(idle_engine.task_service, TaskSort.DURATION, True)
+    target = expected[17]
+
+    with qtbot.waitSignal(model.task_located, timeout=10_000) as located:
+        model.locate(target)
+
+    assert located.args == [target, 17]
+    assert model.record_at(17).task_id == target
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 import shiboken6
-
-from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
+from PySide6.QtCore import QItemSelectionModel, QPoint, QSignalBlocker, Qt
 from PySide6.QtGui import QColor
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
-from chenu_desktop.models import TaskFilter, TaskRecord
+from chenu_desktop.models import TaskFilter, TaskRecord, TaskSort
 from chenu_desktop.ui.background import BackgroundRunner
 from chenu_desktop.ui.feed import EngineFeed
 from chenu_desktop.ui.style import STATUS_COLORS
@@ -259,7 +258,7 @@ def test_enter_and_double_click_activate(
     assert clicked.args == ["task-000000"]
 
 
-def test_header_click_sorts_by_created_only(
+def test_header_click_ignores_unsortable_column(
     qtbot, idle_engine: Engine, runner: BackgroundRunner
 ) -> None:
     insert(idle_engine, [make_record(n) for n in range(5)])
@@ -281,7 +280,7 @@ def test_header_click_sorts_by_created_only(
     qtbot.mouseClick(
         header.viewport(),
         Qt.MouseButton.LeftButton,
-        pos=QPoint(header.sectionViewportPosition(TaskColumn.STATUS) + 20, 5),
+        pos=QPoint(header.sectionViewportPosition(TaskColumn.PROGRESS) + 20, 5),
     )
 
     assert table.model.ascending
@@ -297,15 +296,89 @@ def test_header_state_round_trip(
     first = open_table(qtbot, idle_engine, runner)
     header = first.view.horizontalHeader()
     header.resizeSection(TaskColumn.TASK, 333)
-    header.setSortIndicator(TaskColumn.CREATED, Qt.SortOrder.AscendingOrder)
+    header.setSortIndicator(TaskColumn.DURATION, Qt.SortOrder.AscendingOrder)
     state = first.header_state()
 
     second = open_table(qtbot, idle_engine, runner)
     restored = second.restore_header_state(state)
+    second_header = second.view.horizontalHeader()
 
     assert restored
-    assert second.view.horizontalHeader().sectionSize(TaskColumn.TASK) == 333
+    assert second_header.sectionSize(TaskColumn.TASK) == 333
+    assert second.model.sort_key is TaskSort.DURATION
     assert second.model.ascending
+    assert second_header.sortIndicatorSection() == TaskColumn.DURATION
+
+
+def test_header_state_unsortable_column(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    first = open_table(qtbot, idle_engine, runner)
+    header = first.view.horizontalHeader()
+    with QSignalBlocker(header):
+        header.setSortIndicator(TaskColumn.WORKER, Qt.SortOrder.AscendingOrder)
+    state = first.header_state()
+
+    second = open_table(qtbot, idle_engine, runner)
+    second.restore_header_state(state)
+    second_header = second.view.horizontalHeader()
+
+    assert second.model.sort_key is TaskSort.CREATED
+    assert not second.model.ascending
+    assert second_header.sortIndicatorSection() == TaskColumn.CREATED
+    assert second_header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+
+
+def click_header(qtbot: Any, table: TaskTableWidget, column: TaskColumn) -> None:
+    header = table.view.horizontalHeader()
+    qtbot.mouseClick(
+        header.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(header.sectionViewportPosition(column) + 20, 5),
+    )
+
+
+def test_header_clicks_sort_by_column(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    records = [make_record(n, attempts=(n * 3) % 5) for n in range(6)]
+    records += [make_record(n, task_name=f"job.{n % 3}") for n in range(6, 9)]
+    insert(idle_engine, records)
+    table = open_table(qtbot, idle_engine, runner)
+    header = table.view.horizontalHeader()
+    select_rows(table, 0)
+    table.view.setCurrentIndex(table.model.index(0, 0))
+    selected = id_at(table, 0)
+
+    click_header(qtbot, table, TaskColumn.ATTEMPTS)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
+    wait_rows_loaded(qtbot, table, range(9))
+    most_attempts = [id_at(table, row) for row in range(3)]
+
+    assert table.model.sort_key is TaskSort.ATTEMPTS
+    assert not table.model.ascending
+    assert header.sortIndicatorSection() == TaskColumn.ATTEMPTS
+    assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+    assert most_attempts == ["task-000003", "task-000001", "task-000004"]
+    qtbot.waitUntil(
+        lambda: [r.task_id for r in table.selected_records()] == [selected],
+        timeout=10_000,
+    )
+
+    click_header(qtbot, table, TaskColumn.ATTEMPTS)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
+    wait_rows_loaded(qtbot, table, range(9))
+    assert table.model.ascending
+    assert header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+    assert table.model.record_at(0).attempts == 0
+
+    click_header(qtbot, table, TaskColumn.TASK)
+    qtbot.waitUntil(lambda: not table.model.is_loading, timeout=10_000)
+    wait_rows_loaded(qtbot, table, range(9))
+    names = [table.model.record_at(row).task_name for row in range(9)]
+    assert table.model.sort_key is TaskSort.TASK_NAME
+    assert header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+    assert names == sorted(names)
 
 
 def test_select_far_task_clears_hiding_filter(
