@@ -922,6 +922,32 @@ def test_list_sorted(
 
 
 @pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
+@pytest.mark.parametrize("sort", list(TaskSort))
+def test_sqlite_sorted_large_status(
+    sqlite_path: Path, sort: TaskSort, ascending: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status filter over many records walks the key's index, in the same order."""
+    from chenu_desktop.ledger import sqlite_ledger
+
+    monkeypatch.setattr(sqlite_ledger, "SMALL_STATUS_SET", 0)
+    ledger = sqlite_ledger.SqliteLedger(sqlite_path)
+    try:
+        records = seed_sortable(ledger)
+        for case in ("status", "queue_status", "awaiting_approval"):
+            task_filter = SORT_FILTERS[case]
+            expected = sorted_ids(
+                [r for r in records if matches(r, task_filter)], sort, ascending
+            )
+            listed = ledger.list_tasks(
+                task_filter, limit=100, ascending=ascending, sort=sort
+            )
+            assert expected, case
+            assert [r.task_id for r in listed] == expected, case
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
 @pytest.mark.parametrize("case", ["all", "queue_status", "text_error", "name"])
 @pytest.mark.parametrize("sort", list(TaskSort))
 def test_list_sorted_pages(
@@ -1057,13 +1083,24 @@ def test_sort_keys_cover_every_key(ledger: Ledger) -> None:
 
 
 @pytest.mark.parametrize("sort", list(TaskSort))
-def test_sqlite_sorted_pages_use_indexes(sqlite_path: Path, sort: TaskSort) -> None:
-    from chenu_desktop.ledger.sqlite_ledger import SqliteLedger
+def test_sqlite_sorted_pages_use_indexes(
+    sqlite_path: Path, sort: TaskSort, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chenu_desktop.ledger import sqlite_ledger
 
-    ledger = SqliteLedger(sqlite_path)
+    ledger = sqlite_ledger.SqliteLedger(sqlite_path)
     try:
         seed_sortable(ledger)
         connection = sqlite3.connect(sqlite_path)
+
+        def plan_of(task_filter: TaskFilter, ascending: bool) -> list[str]:
+            sql, params = ledger.list_query(task_filter, 50, 0, ascending, sort)
+            return [
+                row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            ]
+
+        # A status with many records: the page comes straight off an index.
+        monkeypatch.setattr(sqlite_ledger, "SMALL_STATUS_SET", 0)
         for task_filter in [
             TaskFilter(),
             TaskFilter(status=TaskStatus.AWAITING_APPROVAL),
@@ -1071,14 +1108,18 @@ def test_sqlite_sorted_pages_use_indexes(sqlite_path: Path, sort: TaskSort) -> N
             TaskFilter(queue=TaskQueue.LOW, status=FAILURE),
         ]:
             for ascending in (False, True):
-                sql, params = ledger.list_query(task_filter, 50, 0, ascending, sort)
-                plan = [
-                    row[3]
-                    for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
-                ]
+                plan = plan_of(task_filter, ascending)
                 assert len(plan) == 1, (task_filter, plan)
                 assert "USING INDEX" in plan[0], (task_filter, plan)
                 assert "TEMP B-TREE" not in plan[0], (task_filter, plan)
+        # A status with few records: they are read by the status index and sorted.
+        monkeypatch.setattr(sqlite_ledger, "SMALL_STATUS_SET", 10_000)
+        keyed = sqlite_ledger.SORT_EXPRESSIONS[sort] not in (None, "status")
+        for ascending in (False, True):
+            plan = plan_of(TaskFilter(status=FAILURE), ascending)
+            assert "status" in plan[0].split("USING", 1)[-1], plan
+            if keyed:
+                assert any("TEMP B-TREE" in step for step in plan), plan
         connection.close()
     finally:
         ledger.close()

@@ -56,43 +56,33 @@ SORT_EXPRESSIONS = {
 }
 
 
+#: Records of one status up to which a sorted page with that status filter
+#: reads them through the status index and sorts them, rather than walking
+#: the sort key's index past the rows of other statuses.
+SMALL_STATUS_SET = 10_000
+
+
 def _sort_indexes() -> str:
-    """Return the indexes that serve each sort key with or without a status filter.
+    """Return one index per sort key that the base indexes do not serve.
 
-    An index that one of the base indexes already provides (such as queue
-    then status, for the status key) is left out.
-
-    NOTE: there are no queue-first indexes per key, because each index
-    slows every claim and finish (2.5 times fewer drained tasks per second
-    with all four filter shapes, in `chenu-desktop bench --quick` on a
-    shared 2-core machine). A queue filter in another order than creation
-    steps through the key's index past the other queues' rows.
+    Each index costs every insert, and every claim or finish that changes
+    its column. Status-first indexes per key, which a status filter would
+    use, changed on every transition and cut the drain rate by a third
+    (`chenu-desktop bench --sections drain` on SQLite, 2-core machine:
+    about 1,040 tasks/s without them, 670/s with them), so there are none:
+    `list_query` picks between the key's index and a sort of the status's
+    records by the status's size instead.
     """
     statements = []
-    prefixes = {"": "", "status": "status, "}
-    # Orders the base indexes serve already, or that a filter makes the
-    # created order (such as the queue key under a queue filter).
-    served = {
-        ("task_name", ""),
-        ("queue", ""),
-        ("queue", "queue"),
-        ("queue", "queue_status"),
-        ("status", ""),
-        ("status", "status"),
-        ("status", "queue"),
-        ("status", "queue_status"),
-    }
+    # task_name, queue and status orders have base indexes already.
+    served = {"task_name", "queue", "status"}
     for key, expression in SORT_EXPRESSIONS.items():
-        if expression is None:
+        if expression is None or expression in served:
             continue
-        for label, columns in prefixes.items():
-            if (expression, label) in served:
-                continue
-            name = "_".join(filter(None, ["chenu_task_by", key.value, label]))
-            statements.append(
-                f"CREATE INDEX IF NOT EXISTS {name} ON chenu_task "
-                f"({columns}{expression}, created_at, task_id);"
-            )
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS chenu_task_by_{key.value} ON chenu_task "
+            f"({expression}, created_at, task_id);"
+        )
     return "\n".join(statements)
 
 
@@ -485,17 +475,20 @@ class SqliteLedger(Ledger):
     # --- listing ---------------------------------------------------------
 
     def _where(
-        self, task_filter: TaskFilter, queue_index: bool = True
+        self,
+        task_filter: TaskFilter,
+        queue_index: bool = True,
+        status_index: bool = True,
     ) -> tuple[str, list[Any]]:
         """Return the WHERE clause of a filter and its parameters.
 
-        Without `queue_index`, the queue test is written ``+queue`` so that
-        the planner cannot pick a queue index for it.
+        Without `queue_index` or `status_index`, that test is written
+        ``+queue`` or ``+status`` so that the planner cannot pick its index.
         """
         clauses: list[str] = []
         params: list[Any] = []
         if task_filter.status is not None:
-            clauses.append("status = ?")
+            clauses.append("status = ?" if status_index else "+status = ?")
             params.append(TaskStatus(task_filter.status).value)
         if task_filter.queue is not None:
             clauses.append("queue = ?" if queue_index else "+queue = ?")
@@ -561,16 +554,33 @@ class SqliteLedger(Ledger):
         # A queue index would make the planner sort every row of the queue,
         # where the key's own index reads only the page.
         scored = expression not in (None, "queue", "status")
-        where, params = self._where(task_filter, queue_index=not scored)
+        status_index = True
+        order_expression = expression
+        if expression not in (None, "status") and task_filter.status is not None:
+            if self._status_size(task_filter.status) <= SMALL_STATUS_SET:
+                # Few records: read them by status and sort them. The no-op
+                # operator keeps the planner off the key's index for the order.
+                no_op = "|| ''" if expression in ("task_name", "queue") else "+ 0"
+                order_expression = f"({expression} {no_op})"
+            else:
+                # Many records: walk the key's index and skip other statuses.
+                status_index = False
+        where, params = self._where(
+            task_filter, queue_index=not scored, status_index=status_index
+        )
         direction = "ASC" if ascending else "DESC"
         terms = [f"created_at {direction}", f"task_id {direction}"]
-        if expression is not None:
-            terms.insert(0, f"{expression} {direction}")
+        if order_expression is not None:
+            terms.insert(0, f"{order_expression} {direction}")
         sql = (
             f"SELECT {_COLUMNS} FROM chenu_task WHERE {where} "
             f"ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?"
         )
         return sql, [*params, limit, offset]
+
+    def _status_size(self, status: TaskStatus) -> int:
+        """Return the number of records in `status`, from the counters."""
+        return self._count_from_counters(TaskFilter(status=TaskStatus(status)))
 
     def count_tasks(self, task_filter: TaskFilter) -> int:
         only_counters = (
