@@ -25,6 +25,7 @@ from .ledger.base import Ledger
 from .ledger.redis_ledger import QueueEntry
 from .scheduling.store import ScheduleStore
 from .models import TaskQueue
+from .sentinel import SentinelTarget, parse_sentinel_url
 
 #: How long a Redis worker blocks on an empty queue before it checks its stop flag.
 REDIS_READ_TIMEOUT = 0.5
@@ -37,6 +38,8 @@ class BackendSpec:
     kind: str  # "sqlite" or "redis"
     url: str
     path: Path | None = None
+    #: The sentinels that name the Redis master, for ``redis+sentinel://``.
+    sentinel: SentinelTarget | None = None
 
     @property
     def display(self) -> str:
@@ -44,15 +47,46 @@ class BackendSpec:
 
 
 def mask_url(url: str) -> str:
-    """Return the URL with any password replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
+    """Return the URL with every password replaced by ``***``.
+
+    That is the one before ``@`` and the value of each query option whose
+    name ends in ``password`` (``password``, ``sentinel_password``).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        # urlsplit rejects an unbalanced IPv6 bracket, which the message that
+        # reports it must still show masked.
+        return _mask_unsplittable(url)
+    masked = parts._replace(query=_mask_query(parts.query))
+    if "@" in parts.netloc:
+        credentials, _, host = parts.netloc.rpartition("@")
+        if ":" in credentials:
+            user = credentials.split(":", 1)[0]
+            masked = masked._replace(netloc=f"{user}:***@{host}")
+    if masked == parts:
         return url
-    credentials, _, host = parts.netloc.rpartition("@")
-    if ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return urllib.parse.urlunsplit(masked)
+
+
+def _mask_unsplittable(url: str) -> str:
+    base, question, query = url.partition("?")
+    bounds = _credentials_bounds(base)
+    if bounds is not None and ":" in base[bounds[0] : bounds[1]]:
+        start, at = bounds
+        user = base[start:at].split(":", 1)[0]
+        base = f"{base[:start]}{user}:***{base[at:]}"
+    return base + question + _mask_query(query)
+
+
+def _mask_query(query: str) -> str:
+    options = []
+    for option in query.split("&"):
+        name, equals, value = option.partition("=")
+        if equals and value and name.lower().endswith("password"):
+            option = f"{name}=***"
+        options.append(option)
+    return "&".join(options)
 
 
 def _credentials_bounds(url: str) -> tuple[int, int] | None:
@@ -143,7 +177,8 @@ def _check_redis_url(text: str) -> None:
 
 
 def parse_backend(url: str) -> BackendSpec:
-    """Parse ``sqlite:///PATH``, a plain file path, or a ``redis://`` URL.
+    """Parse ``sqlite:///PATH``, a plain file path, a ``redis://`` URL or a
+    ``redis+sentinel://`` URL.
 
     Raises:
         InvalidBackendError: The URL has another scheme or no path.
@@ -154,6 +189,9 @@ def parse_backend(url: str) -> BackendSpec:
             "empty backend URL: use sqlite:///PATH/chenu.db or redis://HOST:6379/0"
         )
     scheme = text.split(":", 1)[0].lower() if "://" in text else ""
+    if scheme == "redis+sentinel":
+        target = parse_sentinel_url(text, mask_url(text))
+        return BackendSpec("redis", text, sentinel=target)
     if scheme in ("redis", "rediss", "unix"):
         _check_redis_url(text)
         return BackendSpec("redis", text)
@@ -172,7 +210,8 @@ def parse_backend(url: str) -> BackendSpec:
     if scheme:
         raise InvalidBackendError(
             f"unsupported backend scheme {scheme!r} in {mask_url(text)!r}: "
-            "use sqlite:///PATH/chenu.db or redis://HOST:6379/0"
+            "use sqlite:///PATH/chenu.db, redis://HOST:6379/0 or "
+            "redis+sentinel://HOST:26379/SERVICE/0"
         )
     path = Path(text).expanduser().resolve()
     return BackendSpec("sqlite", sqlite_url(path), path)
@@ -238,6 +277,23 @@ class _TunedSqliteStorage(SqliteStorage):
         return conn
 
 
+def redis_pool(spec: BackendSpec, **options: Any) -> redis.ConnectionPool:
+    """Create a connection pool of the backend's Redis server.
+
+    Behind Sentinel the pool connects to the master the sentinels name at
+    each new connection, so it follows a failover by itself. `options`
+    override connection options of the URL, such as ``socket_timeout``.
+    """
+    if spec.sentinel is not None:
+        return spec.sentinel.master_pool(**options)
+    return redis.ConnectionPool.from_url(spec.url, **options)
+
+
+def redis_client(spec: BackendSpec, **options: Any) -> redis.Redis:
+    """Open a client of the backend's Redis server; closing it closes its pool."""
+    return redis.Redis.from_pool(redis_pool(spec, **options))
+
+
 def huey_name(namespace: str, queue: TaskQueue) -> str:
     """Return the Huey (storage) name of a queue; Redis cleans it to word characters."""
     return f"{namespace}_{queue.value}"
@@ -260,7 +316,7 @@ def create_huey(spec: BackendSpec, namespace: str, queue: TaskQueue) -> Huey:
         )
     return PriorityRedisHuey(
         name,
-        url=spec.url,
+        connection_pool=redis_pool(spec),
         results=False,
         serializer=serializer,
         blocking=True,
@@ -321,8 +377,17 @@ def create_ledger(spec: BackendSpec, namespace: str, change_retention: int) -> L
             ) from exc
     from .ledger.redis_ledger import RedisLedger
 
-    client = redis.Redis.from_url(spec.url)
-    return RedisLedger(client, namespace, change_retention=change_retention)
+    wait_replicas, wait_timeout = 0, 0.0
+    if spec.sentinel is not None:
+        wait_replicas = spec.sentinel.wait_replicas
+        wait_timeout = spec.sentinel.wait_timeout
+    return RedisLedger(
+        redis_client(spec),
+        namespace,
+        change_retention=change_retention,
+        wait_replicas=wait_replicas,
+        wait_timeout=wait_timeout,
+    )
 
 
 def create_schedule_store(spec: BackendSpec, namespace: str) -> ScheduleStore:
@@ -333,7 +398,7 @@ def create_schedule_store(spec: BackendSpec, namespace: str) -> ScheduleStore:
         return SqliteScheduleStore(spec.path)
     from .scheduling.redis_store import RedisScheduleStore
 
-    return RedisScheduleStore(redis.Redis.from_url(spec.url), namespace)
+    return RedisScheduleStore(redis_client(spec), namespace)
 
 
 def create_audit_store(spec: BackendSpec, namespace: str) -> AuditStore:
@@ -345,4 +410,4 @@ def create_audit_store(spec: BackendSpec, namespace: str) -> AuditStore:
         return SqliteAuditStore(spec.path)
     from .audit.redis_store import RedisAuditStore
 
-    return RedisAuditStore(redis.Redis.from_url(spec.url), namespace)
+    return RedisAuditStore(redis_client(spec), namespace)

@@ -33,7 +33,7 @@ from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from .backend import mask_url
+from .backend import mask_url, parse_backend, redis_client, redis_pool
 from .redis_server import LocalRedisServer, RedisServerError
 from .config import DEFAULT_WORKERS, Config
 from .engine import Engine
@@ -247,7 +247,7 @@ class Backend:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
             return
-        client = redis.Redis.from_url(url)
+        client = redis_client(parse_backend(url))
         try:
             for pattern in (f"chenu:{namespace}:*", f"huey.*.{namespace}*"):
                 batch: list[bytes] = []
@@ -346,7 +346,9 @@ def plain_huey(backend: Backend) -> tuple[Huey, Callable[[], None]]:
 
         return instance, discard
     assert backend.redis_url is not None
-    instance = PriorityRedisHuey(name, url=backend.redis_url)
+    instance = PriorityRedisHuey(
+        name, connection_pool=redis_pool(parse_backend(backend.redis_url))
+    )
 
     def discard_redis() -> None:
         instance.storage.flush_all()
@@ -648,7 +650,7 @@ def _load_redis_part(
 ) -> int:
     from .ledger.redis_ledger import RedisLedger
 
-    ledger = RedisLedger(redis.Redis.from_url(url), namespace)
+    ledger = RedisLedger(redis_client(parse_backend(url)), namespace)
     try:
         return load_records(ledger, "redis", make_records(count, now, first, total))
     finally:
@@ -662,7 +664,7 @@ def load_ledger(backend: Backend, url: str, namespace: str, count: int) -> int:
     command), so large loads run in one process per core. SQLite has a
     single writer and loads in this process.
     """
-    from .backend import create_ledger, parse_backend
+    from .backend import create_ledger
 
     now = time.time()
     ledger = create_ledger(parse_backend(url), namespace, 100_000)
@@ -734,7 +736,7 @@ def time_sorted_pages(ledger: Any, figures: dict[str, float]) -> list[str]:
 
 def measure_ledger(backend: Backend, sizes: Sizes) -> dict[str, float]:
     """Load records, time one page per filter and sort key, queue_stats() and cleanup."""
-    from .backend import create_ledger, parse_backend
+    from .backend import create_ledger
     from .models import TaskFilter
 
     url, namespace = backend.new_url()
@@ -886,7 +888,10 @@ SECTIONS: dict[str, Callable[[Backend, Sizes], dict[str, float]]] = {
 
 
 def redis_server_version(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client = redis_client(parse_backend(url), socket_connect_timeout=5)
+    except ChenuError as exc:
+        raise BenchError(f"invalid --redis-url: {exc}") from None
     try:
         return str(client.info("server")["redis_version"])
     except redis.RedisError as exc:

@@ -44,11 +44,9 @@ def backend_server_version(engine: Engine) -> str:
     """
     if engine.spec.kind == "sqlite":
         return f"SQLite {sqlite3.sqlite_version}"
-    import redis
+    from ..backend import redis_client
 
-    client = redis.Redis.from_url(
-        engine.spec.url, socket_timeout=3, socket_connect_timeout=3
-    )
+    client = redis_client(engine.spec, socket_timeout=3, socket_connect_timeout=3)
     try:
         return f"Redis {client.info('server')['redis_version']}"
     finally:

@@ -88,7 +88,7 @@ LIVE_FIELDS = frozenset(
 #: Largest retention the spin box offers, unless the settings have a larger one.
 MAX_RETENTION_DAYS = 36_500
 _SPIN_BOX_LIMIT = 2**31 - 1
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _REDIS_EXAMPLE = "redis://127.0.0.1:6379/0"
 _THEME_LABELS = {"system": "System", "light": "Light", "dark": "Dark"}
 #: Initial backend value when the settings in force hold one the form rejects.
@@ -459,10 +459,13 @@ class SettingsDialog(QDialog):
             raise _FieldError(
                 self.redis_url,
                 f"Redis URL: {mask_url(text)!r} does not start with redis://, "
-                f"rediss:// or unix://; enter one such as {_REDIS_EXAMPLE}",
+                f"rediss://, unix:// or redis+sentinel://; enter one such as "
+                f"{_REDIS_EXAMPLE}",
             )
         bare, password_in_url = split_password(text)
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(text).query)
+        # NOTE: the sentinels' password (?sentinel_password=) stays in the URL
+        # field in plain text; only the master's goes to the Password field.
         if password_in_url or "password" in query:
             raise _FieldError(
                 self.redis_url,
