@@ -25,6 +25,7 @@ from .errors import (
     TaskNotFoundError,
 )
 from .ledger.base import Update, encode_json
+from .ledger.redis_ledger import NotReplicatedError
 from .models import (
     RETRYABLE_STATUSES,
     WAITING_STATUSES,
@@ -36,6 +37,7 @@ from .models import (
     TaskStatus,
 )
 from .registry import APPROVER_PARAMETER, TaskDefinition, check_priority, check_queue
+from .sentinel import NoReplicasError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -119,9 +121,13 @@ def _certainly_not_applied(exc: BaseException) -> bool:
     """Return whether a failed command surely changed nothing on the server.
 
     True when the connection was refused (redis-py keeps the OSError as the
-    cause), the server was still loading its data, or it replied with an error.
+    cause), the server was still loading its data, or it replied with an error
+    (also one that the connection turned into a ConnectionError, such as
+    NOREPLICAS behind Sentinel).
     """
     if isinstance(exc, (redis.BusyLoadingError, redis.ResponseError)):
+        return True
+    if isinstance(exc, NoReplicasError):
         return True
     return isinstance(exc, redis.ConnectionError) and isinstance(
         exc.__cause__, ConnectionRefusedError
@@ -134,6 +140,15 @@ def backend_error_message(action: str, backend: str, exc: BaseException) -> str:
         return (
             f"{action} failed: the backend {backend} rejected the credentials ({exc}); "
             "check the password in the backend URL"
+        )
+    if isinstance(exc, NoReplicasError) or (
+        isinstance(exc, redis.ResponseError) and "NOREPLICAS" in str(exc)
+    ):
+        # The master's min-replicas-to-write is not met, as after a failover
+        # until the old master has rejoined as a replica.
+        return (
+            f"{action} failed: the backend {backend} has too few replicas to "
+            f"accept writes ({exc}); try again once a replica is connected"
         )
     if isinstance(exc, redis.ResponseError):
         return (
@@ -361,6 +376,8 @@ class TaskService:
             self._ledger.insert(record)
         except ValueError:
             raise
+        except NotReplicatedError as exc:
+            raise self._unreplicated(record, exc) from exc
         except Exception as exc:
             raise BackendUnavailableError(
                 f"submitting {record.task_name!r} failed: the backend "
@@ -374,6 +391,8 @@ class TaskService:
             return
         except ValueError:
             raise
+        except NotReplicatedError as exc:
+            raise self._unreplicated(record, exc) from exc
         except BACKEND_ERRORS as exc:
             failure = exc
         if _certainly_not_applied(failure):
@@ -398,6 +417,19 @@ class TaskService:
             ) from failure
         logger.warning(
             "task %s: the reply to its submit was lost, but the backend stored it",
+            record.task_id,
+        )
+
+    def _unreplicated(
+        self, record: TaskRecord, exc: NotReplicatedError
+    ) -> SubmitUnconfirmedError:
+        # The master stored the task, but a failover before its replicas have
+        # it would lose it, so reading it back proves nothing.
+        return SubmitUnconfirmedError(
+            f"submitting {record.task_name!r} as task {record.task_id} is "
+            f"unconfirmed: the backend {self.backend_display} stored it, but {exc}; "
+            f"check with `chenu-desktop tasks show {record.task_id}` before you "
+            "submit again",
             record.task_id,
         )
 

@@ -48,6 +48,27 @@ def wait_final(engine: Engine, task_id: str, timeout: float = 10.0) -> TaskRecor
     )
 
 
+def unfinished(engine: Engine, task_ids: list[str]) -> list[str]:
+    """Return ``id: status`` of each task that has not reached a final status."""
+    found = []
+    for task_id in task_ids:
+        record = engine.task_service.get_status(task_id)
+        if not record.status.is_final:
+            found.append(f"{task_id}: {record.status.value} on {record.worker}")
+    return found
+
+
+def wait_final_all(engine: Engine, task_ids: list[str], timeout: float) -> None:
+    """Wait until every task is final; fail naming up to ten that are not."""
+    try:
+        wait_until(lambda: not unfinished(engine, task_ids), timeout)
+    except AssertionError:
+        left = unfinished(engine, task_ids)
+        raise AssertionError(
+            f"{len(left)} tasks never finished, such as {left[:10]}"
+        ) from None
+
+
 def make_config(backend: str, **overrides: object) -> Config:
     workers = {
         TaskQueue.GOVERNANCE: 1,

@@ -22,7 +22,12 @@ from chenu_desktop.errors import (
     TaskNotFoundError,
 )
 
-from engine_helpers import open_test_engine, wait_final, wait_until
+from engine_helpers import (
+    open_test_engine,
+    wait_final,
+    wait_final_all,
+    wait_until,
+)
 from redis_helpers import RedisServer
 
 TASK_MODULE = """
@@ -189,24 +194,6 @@ class Burst:
                 self.accepted.append(task_id)
 
 
-def unfinished(engine: Engine, task_ids: list[str]) -> list[str]:
-    """Return ``id: status`` of each task that has not reached a final status."""
-    found = []
-    for task_id in task_ids:
-        record = engine.task_service.get_status(task_id)
-        if not record.status.is_final:
-            found.append(f"{task_id}: {record.status.value} on {record.worker}")
-    return found
-
-
-def wait_final_all(engine: Engine, task_ids: list[str]) -> None:
-    try:
-        wait_until(lambda: not unfinished(engine, task_ids), PROCESS_TIMEOUT)
-    except AssertionError:
-        left = unfinished(engine, task_ids)
-        pytest.fail(f"{len(left)} tasks never finished, such as {left[:10]}")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_burst_survives_redis_restart(
@@ -237,7 +224,7 @@ def test_burst_survives_redis_restart(
     accepted, rejected = burst.accepted, burst.rejected
     assert len(accepted) + len(rejected) + len(burst.unconfirmed) == BURST
     assert len(accepted) > 300
-    wait_final_all(engine, accepted)
+    wait_final_all(engine, accepted, PROCESS_TIMEOUT)
 
     service = engine.task_service
     for task_id in accepted:
@@ -261,7 +248,7 @@ def test_burst_survives_redis_restart(
             stored_unconfirmed.append(service.get_status(task_id).task_id)
         except TaskNotFoundError:
             continue
-    wait_final_all(engine, stored_unconfirmed)
+    wait_final_all(engine, stored_unconfirmed, PROCESS_TIMEOUT)
     assert service.count_tasks() == len(accepted) + len(stored_unconfirmed)
 
     # Both processes ran tasks, and every worker thread here survived.

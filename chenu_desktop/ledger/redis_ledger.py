@@ -501,13 +501,25 @@ class _Plan:
     candidates: list[tuple[float, str]] = dataclasses.field(default_factory=list)
 
 
+class NotReplicatedError(redis.ConnectionError):
+    """A write applied on the master, but too few replicas acknowledged it in time.
+
+    A failover to a replica may then lose it, so its outcome is unknown.
+    """
+
+
 class RedisLedger(Ledger):
     """The ledger in one Redis database, shared by every process that uses it."""
 
     backend_name = "redis"
 
     def __init__(
-        self, client: redis.Redis, namespace: str, change_retention: int = 100_000
+        self,
+        client: redis.Redis,
+        namespace: str,
+        change_retention: int = 100_000,
+        wait_replicas: int = 0,
+        wait_timeout: float = 2.0,
     ) -> None:
         """Store the ledger under ``chenu:<namespace>:`` through `client`.
 
@@ -523,6 +535,9 @@ class RedisLedger(Ledger):
                 keeps. Redis trims whole stream nodes, so it may keep up to one
                 node more (100 entries under Redis's default
                 stream-node-max-entries).
+            wait_replicas: Replicas that must acknowledge each record write
+                (Redis WAIT) before it returns; 0 waits for none.
+            wait_timeout: Seconds a record write waits for them.
         """
         if not namespace or ":" in namespace:
             raise ValueError(
@@ -535,6 +550,8 @@ class RedisLedger(Ledger):
         self._client = client
         self._prefix = f"chenu:{namespace}:"
         self._retention = change_retention
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = max(1, round(wait_timeout * 1000))
         self._insert_script = client.register_script(_lua(_LUA_INSERT))
         self._apply_script = client.register_script(_lua(_LUA_APPLY))
         self._delete_script = client.register_script(_lua(_LUA_DELETE))
@@ -656,9 +673,34 @@ class RedisLedger(Ledger):
         if message is not None:
             keys.append(message.key)
             args += [message.member, _score(message.score)]
-        inserted = self._insert_script(keys, args)
+        pipe = self._client.pipeline(transaction=False)
+        self._insert_script(keys, args, client=pipe)
+        self._add_wait(pipe)
+        inserted = self._check_replicated(pipe.execute(), record.task_id)[0]
         if not inserted:
             raise ValueError(f"task {record.task_id!r} exists already")
+
+    def _add_wait(self, pipe: Any) -> None:
+        """Queue a WAIT, so it runs on the connection that sent the writes."""
+        if self._wait_replicas:
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+
+    def _check_replicated(self, results: list[Any], task_id: str) -> list[Any]:
+        """Return the write results without the WAIT reply, if enough replicas acked.
+
+        Raises:
+            NotReplicatedError: Fewer replicas than `wait_replicas` acknowledged.
+        """
+        if not self._wait_replicas:
+            return results
+        acknowledged = int(results[-1])
+        if acknowledged < self._wait_replicas:
+            raise NotReplicatedError(
+                f"the write of task {task_id} reached {acknowledged} of "
+                f"{self._wait_replicas} replicas within "
+                f"{self._wait_timeout_ms} ms; it may be lost if the master fails"
+            )
+        return results[:-1]
 
     def get(self, task_id: str) -> TaskRecord | None:
         stored = self._client.hgetall(self._task_key(task_id))
@@ -718,7 +760,8 @@ class RedisLedger(Ledger):
         pipe = self._client.pipeline(transaction=False)
         for key, args in calls:
             self._apply_script([key], args, client=pipe)
-        results = pipe.execute()
+        self._add_wait(pipe)
+        results = self._check_replicated(pipe.execute(), updates[0].task_id)
         return [
             decode_record(_decode_pairs(flat)) if flat else None for flat in results
         ]
