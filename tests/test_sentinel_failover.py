@@ -152,7 +152,7 @@ class Cluster:
         return info["role"] == "slave" and info["master_link_status"] == "up"
 
     def sentinels_ready(self) -> bool:
-        """Return whether every sentinel sees the replica and the two other sentinels."""
+        """Return whether every sentinel lists the replica and the two other sentinels."""
         for sentinel in self.sentinels:
             replicas = sentinel.client.sentinel_slaves(SERVICE)
             if not any(r["port"] == self.replica.port for r in replicas):
