@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import redis
 
@@ -296,20 +296,77 @@ def run_worker(args: argparse.Namespace) -> int:
     return serve(config, queues, args.shutdown_timeout)
 
 
+def check_display(environ: Mapping[str, str] | None = None) -> None:
+    """Raise a clear error when the window has no screen to open on (Linux).
+
+    Without one, Qt aborts the whole process with its own message.
+    """
+    environ = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return
+    raise ConfigurationError(
+        "no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+        "start chenu-desktop in a desktop session, or run the workers without the "
+        "window with chenu-desktop --headless"
+    )
+
+
 def run_desktop(args: argparse.Namespace) -> int:
     """Open the window with the workers inside, or run them headless."""
+    if args.headless:
+        return _run_headless(args)
+    check_display()
+    try:
+        from .ui.app import run_window, show_startup_error
+    except ImportError as exc:
+        logger.warning(
+            "the window cannot start (%s): running the engine headless instead", exc
+        )
+        return _run_headless(args)
+    with file_logging():
+        try:
+            config = load_settings(args)
+            if args.demo:
+                from . import demo  # noqa: F401  (registers the example tasks)
+            return run_window(config, demo=args.demo, minimized=args.minimized)
+        except (ChenuError, *BACKEND_ERRORS) as exc:
+            # A launch from the desktop's menu has no terminal for the error line.
+            text = startup_error_text(args, exc)
+            logger.error("the window cannot start: %s", text)
+            show_startup_error(text)
+            raise
+
+
+def startup_error_text(args: argparse.Namespace, exc: BaseException) -> str:
+    """Return what the operator reads when the window cannot start, with the fix."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ChenuError) and not isinstance(exc, BackendUnavailableError):
+        return message
+    display = args.backend_display or "the configured backend"
+    if display not in message:
+        message = f"backend {display} is unavailable: {message}"
+    source = _backend_source(args)
+    return (
+        f"{message}. The backend comes from {source}: start the server, fix the URL "
+        "there, or start with --backend URL to use another one."
+    )
+
+
+def _backend_source(args: argparse.Namespace) -> str:
+    if args.backend:
+        return "--backend"
+    if os.environ.get("CHENU_BACKEND"):
+        return "$CHENU_BACKEND"
+    path = args.config or os.environ.get("CHENU_CONFIG")
+    return f"the configuration file {path}" if path else "the configuration file"
+
+
+def _run_headless(args: argparse.Namespace) -> int:
     config = load_settings(args)
     if args.demo:
         from . import demo  # noqa: F401  (registers the example tasks)
-    if not args.headless:
-        try:
-            from .ui.app import run_window
-        except ImportError as exc:
-            logger.warning(
-                "the window cannot start (%s): running the engine headless instead", exc
-            )
-        else:
-            return run_window(config, demo=args.demo, minimized=args.minimized)
     logger.info("running the engine headless on every queue until Ctrl+C")
     return serve(config, set(TaskQueue), DEFAULT_SHUTDOWN_TIMEOUT, demo=args.demo)
 

@@ -787,7 +787,9 @@ class RedisLedger(Ledger):
                     return self._sorted_matches(task_filter, key, ascending)[
                         offset : offset + limit
                     ]
-                return self._walk_queue(index, task_filter.queue, offset, limit, ascending)
+                return self._walk_queue(
+                    index, task_filter.queue, offset, limit, ascending
+                )
             last = offset + limit - 1
             if ascending:
                 members = self._client.zrange(index, offset, last)
@@ -822,7 +824,7 @@ class RedisLedger(Ledger):
         member; a queue with a share of the records reads about the page
         divided by that share.
         """
-        wanted = encode_json(queue.value)
+        expected = encode_json(queue.value)
         ids: list[str] = []
         skip = offset
         start = 0
@@ -839,7 +841,7 @@ class RedisLedger(Ledger):
             for task_id in candidates:
                 pipe.hget(self._task_key(task_id), "queue")
             for task_id, stored in zip(candidates, pipe.execute()):
-                if stored is None or _text(stored) != wanted:
+                if stored is None or _text(stored) != expected:
                     continue
                 if skip:
                     skip -= 1
