@@ -289,6 +289,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_desktop(args: argparse.Namespace) -> int:
     """Open the window with the workers inside, or run them headless."""
+    import_task_modules(args.window_tasks or [])
     config = load_settings(args)
     if args.demo:
         from . import demo  # noqa: F401  (registers the example tasks)
@@ -903,6 +904,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="without a command: start with the window minimized",
     )
+    parser.add_argument(
+        "--tasks",
+        dest="window_tasks",
+        nargs="+",
+        action="extend",
+        metavar="MODULE",
+        help="without a command: import these modules first (dotted names), so "
+        "the workers of the window or of --headless can run their tasks",
+    )
     parser.set_defaults(
         run=run_desktop, default_level=logging.INFO, backend_display=None
     )
@@ -957,6 +967,12 @@ def parse_arguments(
     ``schedules update``.
     """
     args, extras = parser.parse_known_args(argv)
+    if args.command is not None and args.window_tasks:
+        parser.error(
+            f"--tasks before the command {args.command!r} applies to the window "
+            f"only: pass it after the command instead, as in {PROG} worker "
+            "--tasks=MODULE"
+        )
     if not extras:
         return args
     takes_assignments = isinstance(getattr(args, "assignments", None), list)

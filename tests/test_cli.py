@@ -650,6 +650,10 @@ BAD_INPUT = {
         ["worker", "--tasks", "no_such_module_for_cli_tests"],
         "importing task module 'no_such_module_for_cli_tests' failed",
     ),
+    "window missing module": (
+        ["--headless", "--tasks", "no_such_module_for_cli_tests"],
+        "importing task module 'no_such_module_for_cli_tests' failed",
+    ),
 }
 
 
@@ -667,6 +671,19 @@ def test_bad_input_exits_2(
     assert err.startswith("error: ")
     assert err.count("\n") == 1
     assert expected in err
+    assert "Traceback" not in err
+
+
+def test_window_tasks_before_command_rejected(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "--backend", backend, "--tasks=cli_tasks_nowhere", "tasks", "list"
+    )
+    assert code == 2
+    assert out == ""
+    assert "--tasks before the command 'tasks' applies to the window only" in err
+    assert "worker --tasks=MODULE" in err
     assert "Traceback" not in err
 
 
