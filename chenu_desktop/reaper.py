@@ -56,10 +56,13 @@ def process_exists(pid: int) -> bool:
 class LostTaskReaper:
     """Finds RUNNING records whose worker no longer sends heartbeats.
 
-    A record counts as lost when its worker has no live heartbeat and
-    either the worker's process is gone from this very machine, or the task
-    started more than the heartbeat timeout ago. Records of workers with a
-    live heartbeat are never touched, whichever process or machine runs them.
+    A record counts as lost when its worker's process is gone from this very
+    machine, even while that worker's last heartbeat has not expired yet, so a
+    restart right after a crash settles the crashed run's tasks at once. A
+    record of a worker elsewhere counts as lost when the worker has no live
+    heartbeat and the task started more than the heartbeat timeout ago.
+    Records of live workers are never touched, whichever process or machine
+    runs them.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -74,7 +77,7 @@ class LostTaskReaper:
         alive.update(w.worker_id for w in engine.pool.local_workers())
         settled = []
         for record in self._running_records():
-            if record.worker in alive or not self._is_lost(record, now):
+            if not self._is_lost(record, now, alive):
                 continue
             if self._mark_lost(record, now):
                 settled.append(record.task_id)
@@ -92,12 +95,14 @@ class LostTaskReaper:
                 break
         return records
 
-    def _is_lost(self, record: TaskRecord, now: float) -> bool:
+    def _is_lost(self, record: TaskRecord, now: float, alive: set[str]) -> bool:
         address = parse_worker_id(record.worker)
         if address is not None and address.host == self._host:
             same_run = address.run_id == self._engine.pool.run_id
             if not same_run and not process_exists(address.pid):
                 return True
+        if record.worker in alive:
+            return False
         started = record.started_at or record.updated_at
         return now - started > self._engine.config.heartbeat_timeout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -204,6 +205,36 @@ def test_stale_heartbeat_from_other_host(url: str) -> None:
         assert settled == [stale_id]
         assert service.get_status(stale_id).status is TaskStatus.LOST
         assert service.get_status(live_id).status is TaskStatus.RUNNING
+    finally:
+        engine.close()
+
+
+def test_dead_local_process_live_heartbeat(url: str) -> None:
+    """A crashed process on this machine loses its tasks before its beat expires."""
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(exited.stdout)
+    worker = f"{socket.gethostname()}-{pid}-default-dead00-0"
+    engine = open_test_engine(url, heartbeat_timeout=30)
+    try:
+        now = engine.clock()
+        task_id = engine.task_service.submit("cleanup_old_data", days=999)
+        assert engine.ledger.claim(task_id, worker, now - 1) is not None
+        engine.ledger.put_heartbeats(
+            [
+                WorkerInfo(worker, socket.gethostname(), pid, TaskQueue.DEFAULT,
+                           task_id, now - 1, now, "busy"),
+            ],
+            ttl=30,
+        )  # fmt: skip
+        assert engine.pool.reaper.settle(now) == [task_id]
+        record = engine.task_service.get_status(task_id)
+        assert record.status is TaskStatus.LOST
+        assert worker in record.error
     finally:
         engine.close()
 
