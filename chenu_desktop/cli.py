@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import unicodedata
 from typing import Any, Callable, Iterator, Sequence
 
 import redis
@@ -313,15 +314,33 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def display_width(text: str) -> int:
+    """Return the terminal columns `text` takes: two for wide East Asian characters.
+
+    Combining marks and format characters such as the zero-width joiner take
+    none. NOTE: an emoji sequence joined by U+200D is counted per emoji, so it
+    takes more columns here than in terminals that draw it as one glyph.
+    """
+    width = 0
+    for char in text:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Lay out rows under headers in columns two spaces apart."""
-    widths = [len(header) for header in headers]
+    widths = [display_width(header) for header in headers]
     for row in rows:
         for index, cell in enumerate(row):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], display_width(cell))
     lines = []
     for row in [list(headers), *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [
+            cell + " " * (width - display_width(cell))
+            for cell, width in zip(row, widths)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from .backend import (
 )
 from .config import Config, load_config, user_data_dir
 from .context import TaskContext
-from .ledger.base import Ledger, Update
+from .ledger.base import Ledger, Update, storable_text
 from .models import (
     MAX_PRIORITY,
     STARTABLE_STATUSES,
@@ -229,6 +229,8 @@ class Engine:
     def report_progress(
         self, task_id: str, fraction: float | None, message: str | None
     ) -> None:
+        if message is not None:
+            message = storable_text(str(message))
         self.writer.put(
             Update(
                 task_id,

@@ -18,10 +18,11 @@ import pytest
 
 from chenu_desktop import TaskQueue, TaskRecord, TaskStatus, __version__, open_engine
 from chenu_desktop.backend import sqlite_url
-from chenu_desktop.cli import main
 from chenu_desktop.cli_schedules import format_relative
 from chenu_desktop.config import user_data_dir
 from chenu_desktop.registry import default_registry
+
+from cli_helpers import run_cli, run_json
 
 TASK_MODULE = "cli_test_tasks"
 TASK_MODULE_SOURCE = '''
@@ -62,20 +63,6 @@ PROCESS_TIMEOUT = 30.0
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    """Run a command with --json and return the parsed document on stdout."""
-    code, out, err = run_cli(capsys, *argv, "--json")
-    assert code == 0, err
-    assert err == ""
-    return json.loads(out)
 
 
 def wait_until(
