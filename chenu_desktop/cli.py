@@ -32,6 +32,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .models import QueueStats, TaskQueue, TaskRecord, TaskStatus
+from .preview import arguments_value, json_preview
 from .registry import check_queue
 
 logger = logging.getLogger("chenu.cli")
@@ -512,7 +513,11 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
         else:
             print("no tasks match")
         return
-    headers = ("ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION")
+    headers = (
+        "ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION",
+        "ARGUMENTS", "RESULT",
+    )  # fmt: skip
+    # Long values are cut with their size; `tasks show` prints them whole.
     rows = [
         [
             record.task_id,
@@ -522,6 +527,8 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
             str(record.priority),
             format_time(record.created_at),
             format_seconds(record.duration_seconds),
+            json_preview(arguments_value(record)),
+            "-" if record.result is None else json_preview(record.result),
         ]
         for record in records
     ]

@@ -345,7 +345,7 @@ def test_list_prints_table(
     assert code == 0, err
     header, row, footer = out.splitlines()
     assert header.split() == ["ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED",
-                              "DURATION"]  # fmt: skip
+                              "DURATION", "ARGUMENTS", "RESULT"]  # fmt: skip
     assert row.split()[:5] == [task_id, "cli_add", "high", "pending", "6"]
     assert footer == "tasks 1-1 of 1"
 
