@@ -76,20 +76,54 @@ class LostTaskReaper:
         alive = {w.worker_id for w in engine.ledger.list_workers(now)}
         alive.update(w.worker_id for w in engine.pool.local_workers())
         settled = []
-        for record in self._running_records():
+        for record in self._records_in():
             if not self._is_lost(record, now, alive):
                 continue
             if self._mark_lost(record, now):
                 settled.append(record.task_id)
         return settled
 
-    def _running_records(self) -> list[TaskRecord]:
+    def requeue_unqueued(self) -> list[str]:
+        """Enqueue PENDING tasks again whose queue message is gone; return their ids.
+
+        A process killed after it took a message off the queue and before it
+        claimed the task leaves the record PENDING with no message. A message
+        enqueued twice is harmless: claims are atomic, so the later copy finds
+        the task started or finished and is skipped. NOTE: only the newest
+        MAX_EXAMINED pending records are checked.
+        """
+        engine = self._engine
+        pending = self._records_in(TaskStatus.PENDING)
+        queued: set[str] = set()
+        for queue in {record.queue for record in pending}:
+            huey = engine.hueys[queue]
+            for data in huey.storage.enqueued_items():
+                try:
+                    task = huey.deserialize_task(data)
+                except Exception:
+                    # A worker records such a message as failed when it takes it.
+                    logger.debug("queue %s holds an undecodable message", queue.value)
+                    continue
+                if task.args and isinstance(task.args[0], str):
+                    queued.add(task.args[0])
+        requeued = []
+        for record in pending:
+            if record.task_id in queued:
+                continue
+            engine.enqueue_message(record.queue, record.task_id, record.priority)
+            requeued.append(record.task_id)
+            logger.warning(
+                "task %s was pending without a queue message (a worker died after "
+                "taking it); enqueued it again",
+                record.task_id,
+            )
+        return requeued
+
+    def _records_in(self, status: TaskStatus = TaskStatus.RUNNING) -> list[TaskRecord]:
         service = self._engine.task_service
         records: list[TaskRecord] = []
         while len(records) < MAX_EXAMINED:
-            page = service.list_tasks(
-                status=TaskStatus.RUNNING, limit=_PAGE, offset=len(records)
-            )
+            page = service.list_tasks(status=status, limit=_PAGE, offset=len(records))
             records.extend(page)
             if len(page) < _PAGE:
                 break

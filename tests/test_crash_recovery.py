@@ -188,13 +188,15 @@ def statuses(engine: Engine, task_ids: list[str]) -> dict[str, TaskRecord]:
     return {task_id: engine.task_service.get_status(task_id) for task_id in task_ids}
 
 
-def unfinished_count(engine: Engine) -> int:
+def unfinished(engine: Engine) -> dict[str, int]:
+    """Return the count of records per status that is not final, zeros left out."""
     service = engine.task_service
-    return sum(
-        service.count_tasks(status=status)
+    counts = {
+        status.value: service.count_tasks(status=status)
         for status in TaskStatus
         if not status.is_final
-    )
+    }
+    return {status: count for status, count in counts.items() if count}
 
 
 def lost_at(record: TaskRecord) -> float:
@@ -268,11 +270,16 @@ def test_sigkill_under_load_loses_nothing(setup: Setup) -> None:
 
         second = setup.start_app(2)
         wait_for_workers(engine, second)
-        wait_until(
-            lambda: unfinished_count(engine) == 0,
-            PROCESS_TIMEOUT * 2,
-            "every submitted task to finish after the restart",
-        )
+        try:
+            wait_until(
+                lambda: not unfinished(engine),
+                PROCESS_TIMEOUT * 2,
+                "every submitted task to finish after the restart",
+            )
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: of {len(submitted)} tasks, {unfinished(engine)} are left"
+            ) from None
         final = statuses(engine, submitted)
         assert second.terminate() == 0, second.output()
     finally:
