@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import unicodedata
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import redis
@@ -33,6 +34,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .models import QueueStats, TaskQueue, TaskRecord, TaskStatus
+from .preview import arguments_value, json_preview
 from .registry import check_queue
 
 logger = logging.getLogger("chenu.cli")
@@ -315,6 +317,7 @@ def check_display(environ: Mapping[str, str] | None = None) -> None:
 
 def run_desktop(args: argparse.Namespace) -> int:
     """Open the window with the workers inside, or run them headless."""
+    import_task_modules(args.window_tasks or [])
     if args.headless:
         return _run_headless(args)
     check_display()
@@ -378,15 +381,33 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def display_width(text: str) -> int:
+    """Return the terminal columns `text` takes: two for wide East Asian characters.
+
+    Combining marks and format characters such as the zero-width joiner take
+    none. NOTE: an emoji sequence joined by U+200D is counted per emoji, so it
+    takes more columns here than in terminals that draw it as one glyph.
+    """
+    width = 0
+    for char in text:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Lay out rows under headers in columns two spaces apart."""
-    widths = [len(header) for header in headers]
+    widths = [display_width(header) for header in headers]
     for row in rows:
         for index, cell in enumerate(row):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], display_width(cell))
     lines = []
     for row in [list(headers), *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [
+            cell + " " * (width - display_width(cell))
+            for cell, width in zip(row, widths)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -558,7 +579,11 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
         else:
             print("no tasks match")
         return
-    headers = ("ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION")
+    headers = (
+        "ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION",
+        "ARGUMENTS", "RESULT",
+    )  # fmt: skip
+    # Long values are cut with their size; `tasks show` prints them whole.
     rows = [
         [
             record.task_id,
@@ -568,6 +593,8 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
             str(record.priority),
             format_time(record.created_at),
             format_seconds(record.duration_seconds),
+            json_preview(arguments_value(record)),
+            "-" if record.result is None else json_preview(record.result),
         ]
         for record in records
     ]
@@ -969,6 +996,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="without a command: start with the window minimized",
     )
+    parser.add_argument(
+        "--tasks",
+        dest="window_tasks",
+        nargs="+",
+        action="extend",
+        metavar="MODULE",
+        help="without a command: import these modules first (dotted names), so "
+        "the workers of the window or of --headless can run their tasks",
+    )
     parser.set_defaults(
         run=run_desktop, default_level=logging.INFO, backend_display=None
     )
@@ -1028,6 +1064,12 @@ def parse_arguments(
     ``schedules update``.
     """
     args, extras = parser.parse_known_args(argv)
+    if args.command is not None and args.window_tasks:
+        parser.error(
+            f"--tasks before the command {args.command!r} applies to the window "
+            f"only: pass it after the command instead, as in {PROG} worker "
+            "--tasks=MODULE"
+        )
     if not extras:
         return args
     takes_assignments = isinstance(getattr(args, "assignments", None), list)

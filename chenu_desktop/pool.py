@@ -387,6 +387,7 @@ class WorkerPool:
             self._sync_paused()
             # Tasks a killed earlier run left RUNNING are settled before new work starts.
             self._settle_lost()
+            self._requeue_unqueued()
             for queue, runtime in self.runtimes.items():
                 if queues is not None and queue not in queues:
                     runtime.size = 0
@@ -518,6 +519,15 @@ class WorkerPool:
             return
         if settled:
             logger.warning("settled %d tasks of dead workers", len(settled))
+
+    def _requeue_unqueued(self) -> None:
+        try:
+            requeued = self.reaper.requeue_unqueued()
+        except Exception:
+            logger.exception("requeueing pending tasks without a queue message failed")
+            return
+        if requeued:
+            logger.warning("enqueued %d pending tasks again", len(requeued))
 
     def _monitor_loop(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
