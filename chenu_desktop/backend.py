@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import sqlite3
 import struct
 import time
@@ -206,6 +207,12 @@ def parse_backend(url: str) -> BackendSpec:
                 "use sqlite:///PATH/chenu.db"
             )
         path = Path(raw).expanduser()
+        if not path.is_absolute():
+            raise InvalidBackendError(
+                f"invalid SQLite URL {text!r}: the path after sqlite:// must be "
+                f"absolute, as in sqlite:///srv/chenu/chenu.db; for {raw!r} relative "
+                "to the current folder, pass the plain path instead"
+            )
         return BackendSpec("sqlite", sqlite_url(path), path)
     if scheme:
         raise InvalidBackendError(
@@ -213,8 +220,19 @@ def parse_backend(url: str) -> BackendSpec:
             "use sqlite:///PATH/chenu.db, redis://HOST:6379/0 or "
             "redis+sentinel://HOST:26379/SERVICE/0"
         )
+    mistyped = _MISTYPED_URL.match(text)
+    if mistyped:
+        raise InvalidBackendError(
+            f"invalid backend URL {mask_url(text)!r}: it starts like a "
+            f"{mistyped.group(1)} URL but has no '://', so it would be read as a "
+            f"file path; write it as {mistyped.group(1)}://…"
+        )
     path = Path(text).expanduser().resolve()
     return BackendSpec("sqlite", sqlite_url(path), path)
+
+
+# A scheme name followed by ':' or '/' in place of '://', such as redis//host:6379.
+_MISTYPED_URL = re.compile(r"^(redis|rediss|unix|sqlite)(?::|//)", re.IGNORECASE)
 
 
 def sqlite_url(path: Path) -> str:

@@ -15,7 +15,8 @@ import signal
 import sqlite3
 import sys
 import threading
-from typing import Any, Callable, Iterator, Sequence
+import unicodedata
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import redis
 
@@ -33,6 +34,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .models import QueueStats, TaskQueue, TaskRecord, TaskStatus
+from .preview import arguments_value, json_preview
 from .registry import check_queue
 
 logger = logging.getLogger("chenu.cli")
@@ -296,20 +298,78 @@ def run_worker(args: argparse.Namespace) -> int:
     return serve(config, queues, args.shutdown_timeout)
 
 
+def check_display(environ: Mapping[str, str] | None = None) -> None:
+    """Raise a clear error when the window has no screen to open on (Linux).
+
+    Without one, Qt aborts the whole process with its own message.
+    """
+    environ = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return
+    raise ConfigurationError(
+        "no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+        "start chenu-desktop in a desktop session, or run the workers without the "
+        "window with chenu-desktop --headless"
+    )
+
+
 def run_desktop(args: argparse.Namespace) -> int:
     """Open the window with the workers inside, or run them headless."""
+    import_task_modules(args.window_tasks or [])
+    if args.headless:
+        return _run_headless(args)
+    check_display()
+    try:
+        from .ui.app import run_window, show_startup_error
+    except ImportError as exc:
+        logger.warning(
+            "the window cannot start (%s): running the engine headless instead", exc
+        )
+        return _run_headless(args)
+    with file_logging():
+        try:
+            config = load_settings(args)
+            if args.demo:
+                from . import demo  # noqa: F401  (registers the example tasks)
+            return run_window(config, demo=args.demo, minimized=args.minimized)
+        except (ChenuError, *BACKEND_ERRORS) as exc:
+            # A launch from the desktop's menu has no terminal for the error line.
+            text = startup_error_text(args, exc)
+            logger.error("the window cannot start: %s", text)
+            show_startup_error(text)
+            raise
+
+
+def startup_error_text(args: argparse.Namespace, exc: BaseException) -> str:
+    """Return what the operator reads when the window cannot start, with the fix."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ChenuError) and not isinstance(exc, BackendUnavailableError):
+        return message
+    display = args.backend_display or "the configured backend"
+    if display not in message:
+        message = f"backend {display} is unavailable: {message}"
+    source = _backend_source(args)
+    return (
+        f"{message}. The backend comes from {source}: start the server, fix the URL "
+        "there, or start with --backend URL to use another one."
+    )
+
+
+def _backend_source(args: argparse.Namespace) -> str:
+    if args.backend:
+        return "--backend"
+    if os.environ.get("CHENU_BACKEND"):
+        return "$CHENU_BACKEND"
+    path = args.config or os.environ.get("CHENU_CONFIG")
+    return f"the configuration file {path}" if path else "the configuration file"
+
+
+def _run_headless(args: argparse.Namespace) -> int:
     config = load_settings(args)
     if args.demo:
         from . import demo  # noqa: F401  (registers the example tasks)
-    if not args.headless:
-        try:
-            from .ui.app import run_window
-        except ImportError as exc:
-            logger.warning(
-                "the window cannot start (%s): running the engine headless instead", exc
-            )
-        else:
-            return run_window(config, demo=args.demo, minimized=args.minimized)
     logger.info("running the engine headless on every queue until Ctrl+C")
     return serve(config, set(TaskQueue), DEFAULT_SHUTDOWN_TIMEOUT, demo=args.demo)
 
@@ -321,15 +381,33 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def display_width(text: str) -> int:
+    """Return the terminal columns `text` takes: two for wide East Asian characters.
+
+    Combining marks and format characters such as the zero-width joiner take
+    none. NOTE: an emoji sequence joined by U+200D is counted per emoji, so it
+    takes more columns here than in terminals that draw it as one glyph.
+    """
+    width = 0
+    for char in text:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Lay out rows under headers in columns two spaces apart."""
-    widths = [len(header) for header in headers]
+    widths = [display_width(header) for header in headers]
     for row in rows:
         for index, cell in enumerate(row):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], display_width(cell))
     lines = []
     for row in [list(headers), *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [
+            cell + " " * (width - display_width(cell))
+            for cell, width in zip(row, widths)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -501,7 +579,11 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
         else:
             print("no tasks match")
         return
-    headers = ("ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION")
+    headers = (
+        "ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED", "DURATION",
+        "ARGUMENTS", "RESULT",
+    )  # fmt: skip
+    # Long values are cut with their size; `tasks show` prints them whole.
     rows = [
         [
             record.task_id,
@@ -511,6 +593,8 @@ def tasks_list(engine: Engine, args: argparse.Namespace) -> None:
             str(record.priority),
             format_time(record.created_at),
             format_seconds(record.duration_seconds),
+            json_preview(arguments_value(record)),
+            "-" if record.result is None else json_preview(record.result),
         ]
         for record in records
     ]
@@ -912,6 +996,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="without a command: start with the window minimized",
     )
+    parser.add_argument(
+        "--tasks",
+        dest="window_tasks",
+        nargs="+",
+        action="extend",
+        metavar="MODULE",
+        help="without a command: import these modules first (dotted names), so "
+        "the workers of the window or of --headless can run their tasks",
+    )
     parser.set_defaults(
         run=run_desktop, default_level=logging.INFO, backend_display=None
     )
@@ -971,6 +1064,12 @@ def parse_arguments(
     ``schedules update``.
     """
     args, extras = parser.parse_known_args(argv)
+    if args.command is not None and args.window_tasks:
+        parser.error(
+            f"--tasks before the command {args.command!r} applies to the window "
+            f"only: pass it after the command instead, as in {PROG} worker "
+            "--tasks=MODULE"
+        )
     if not extras:
         return args
     takes_assignments = isinstance(getattr(args, "assignments", None), list)

@@ -25,7 +25,7 @@ from .backend import (
 )
 from .config import Config, load_config, user_data_dir
 from .context import TaskContext
-from .ledger.base import Ledger, Update
+from .ledger.base import Ledger, Update, storable_text
 from .ledger.redis_ledger import RedisLedger
 from .models import (
     MAX_PRIORITY,
@@ -256,6 +256,8 @@ class Engine:
     def report_progress(
         self, task_id: str, fraction: float | None, message: str | None
     ) -> None:
+        if message is not None:
+            message = storable_text(str(message))
         self.writer.put(
             Update(
                 task_id,

@@ -39,9 +39,15 @@ class ErrorThrottle:
     log would fill with identical tracebacks.
     """
 
-    def __init__(self, description: str, interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        description: str,
+        interval: float = 60.0,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.description = description
         self.interval = interval
+        self._log = log or logger
         self._failures = 0
         self._since_report = 0
         self._next_report = 0.0
@@ -52,11 +58,11 @@ class ErrorThrottle:
         self._since_report += 1
         now = time.monotonic()
         if self._failures == 1:
-            logger.exception("%s failed", self.description)
+            self._log.exception("%s failed", self.description)
             self._since_report = 0
             self._next_report = now + self.interval
         elif now >= self._next_report:
-            logger.error(
+            self._log.error(
                 "%s still failing: %d more failures in the last %.0f s",
                 self.description,
                 self._since_report,
@@ -69,7 +75,7 @@ class ErrorThrottle:
         """Record a success; return True if it ends a run of failures."""
         recovered = self._failures > 0
         if recovered:
-            logger.info(
+            self._log.info(
                 "%s works again after %d failures", self.description, self._failures
             )
         self._failures = 0
@@ -381,6 +387,7 @@ class WorkerPool:
             self._sync_paused()
             # Tasks a killed earlier run left RUNNING are settled before new work starts.
             self._settle_lost()
+            self._requeue_unqueued()
             for queue, runtime in self.runtimes.items():
                 if queues is not None and queue not in queues:
                     runtime.size = 0
@@ -512,6 +519,15 @@ class WorkerPool:
             return
         if settled:
             logger.warning("settled %d tasks of dead workers", len(settled))
+
+    def _requeue_unqueued(self) -> None:
+        try:
+            requeued = self.reaper.requeue_unqueued()
+        except Exception:
+            logger.exception("requeueing pending tasks without a queue message failed")
+            return
+        if requeued:
+            logger.warning("enqueued %d pending tasks again", len(requeued))
 
     def _monitor_loop(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval

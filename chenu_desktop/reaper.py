@@ -56,10 +56,13 @@ def process_exists(pid: int) -> bool:
 class LostTaskReaper:
     """Finds RUNNING records whose worker no longer sends heartbeats.
 
-    A record counts as lost when its worker has no live heartbeat and
-    either the worker's process is gone from this very machine, or the task
-    started more than the heartbeat timeout ago. Records of workers with a
-    live heartbeat are never touched, whichever process or machine runs them.
+    A record counts as lost when its worker's process is gone from this very
+    machine, even while that worker's last heartbeat has not expired yet, so a
+    restart right after a crash settles the crashed run's tasks at once. A
+    record of a worker elsewhere counts as lost when the worker has no live
+    heartbeat and the task started more than the heartbeat timeout ago.
+    Records of live workers are never touched, whichever process or machine
+    runs them.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -73,31 +76,67 @@ class LostTaskReaper:
         alive = {w.worker_id for w in engine.ledger.list_workers(now)}
         alive.update(w.worker_id for w in engine.pool.local_workers())
         settled = []
-        for record in self._running_records():
-            if record.worker in alive or not self._is_lost(record, now):
+        for record in self._records_in():
+            if not self._is_lost(record, now, alive):
                 continue
             if self._mark_lost(record, now):
                 settled.append(record.task_id)
         return settled
 
-    def _running_records(self) -> list[TaskRecord]:
+    def requeue_unqueued(self) -> list[str]:
+        """Enqueue PENDING tasks again whose queue message is gone; return their ids.
+
+        A process killed after it took a message off the queue and before it
+        claimed the task leaves the record PENDING with no message. A message
+        enqueued twice is harmless: claims are atomic, so the later copy finds
+        the task started or finished and is skipped. NOTE: only the newest
+        MAX_EXAMINED pending records are checked.
+        """
+        engine = self._engine
+        pending = self._records_in(TaskStatus.PENDING)
+        queued: set[str] = set()
+        for queue in {record.queue for record in pending}:
+            huey = engine.hueys[queue]
+            for data in huey.storage.enqueued_items():
+                try:
+                    task = huey.deserialize_task(data)
+                except Exception:
+                    # A worker records such a message as failed when it takes it.
+                    logger.debug("queue %s holds an undecodable message", queue.value)
+                    continue
+                if task.args and isinstance(task.args[0], str):
+                    queued.add(task.args[0])
+        requeued = []
+        for record in pending:
+            if record.task_id in queued:
+                continue
+            engine.enqueue_message(record.queue, record.task_id, record.priority)
+            requeued.append(record.task_id)
+            logger.warning(
+                "task %s was pending without a queue message (a worker died after "
+                "taking it); enqueued it again",
+                record.task_id,
+            )
+        return requeued
+
+    def _records_in(self, status: TaskStatus = TaskStatus.RUNNING) -> list[TaskRecord]:
         service = self._engine.task_service
         records: list[TaskRecord] = []
         while len(records) < MAX_EXAMINED:
-            page = service.list_tasks(
-                status=TaskStatus.RUNNING, limit=_PAGE, offset=len(records)
-            )
+            page = service.list_tasks(status=status, limit=_PAGE, offset=len(records))
             records.extend(page)
             if len(page) < _PAGE:
                 break
         return records
 
-    def _is_lost(self, record: TaskRecord, now: float) -> bool:
+    def _is_lost(self, record: TaskRecord, now: float, alive: set[str]) -> bool:
         address = parse_worker_id(record.worker)
         if address is not None and address.host == self._host:
             same_run = address.run_id == self._engine.pool.run_id
             if not same_run and not process_exists(address.pid):
                 return True
+        if record.worker in alive:
+            return False
         started = record.started_at or record.updated_at
         return now - started > self._engine.config.heartbeat_timeout
 

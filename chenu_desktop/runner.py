@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import TaskContext, activate, deactivate
 from .errors import TaskCancelled
-from .ledger.base import Update, encode_json
+from .ledger.base import Update, encode_json, storable_text
 from .models import STARTABLE_STATUSES, TaskRecord, TaskStatus
 from .registry import APPROVER_PARAMETER, TaskDefinition
 from .services import BACKEND_ERRORS
@@ -45,13 +45,14 @@ def _claimed_by(record: TaskRecord | None, worker_id: str) -> bool:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = str(exc)
+    text = storable_text(str(exc))
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 
 
 def _format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return storable_text("".join(lines))
 
 
 class TaskRunner:
@@ -196,7 +197,7 @@ class TaskRunner:
             self._failed(record, definition, context, exc)
             return
         try:
-            encode_json(result)
+            encoded = encode_json(result)
         except (TypeError, ValueError) as exc:
             self._finish(
                 record,
@@ -208,6 +209,22 @@ class TaskRunner:
             )
             logger.error(
                 "task %s returned a result that cannot be stored", record.task_id
+            )
+            return
+        try:
+            encoded.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self._finish(
+                record,
+                TaskStatus.FAILURE,
+                error=(
+                    f"result contains the lone surrogate {encoded[exc.start]!r}, "
+                    "which is not valid Unicode text: decode bytes with an explicit "
+                    "encoding or errors='replace' before returning them"
+                ),
+            )
+            logger.error(
+                "task %s returned text that is not valid Unicode", record.task_id
             )
             return
         if context.cancel_requested:

@@ -48,9 +48,30 @@ MAX_PAGE = 1000
 _CLEANUP_BATCH = 1000
 
 
+def check_text(value: str, where: str) -> str:
+    """Return `value`, or raise InvalidArgumentError if it cannot be stored as UTF-8.
+
+    Only lone surrogates fail. Python makes them from undecodable bytes, such as
+    a command-line argument that is not valid UTF-8.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"{where} is {value!r}, which contains the lone surrogate "
+            f"{value[exc.start]!r} at index {exc.start} and so is not valid "
+            "Unicode text: pass text that encodes as UTF-8 (a terminal or file "
+            "in another encoding can cause this)"
+        ) from None
+    return value
+
+
 def check_json_value(value: Any, where: str) -> None:
     """Raise InvalidArgumentError unless `value` survives a JSON round trip unchanged."""
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        check_text(value, where)
+        return
+    if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -69,6 +90,7 @@ def check_json_value(value: Any, where: str) -> None:
                     f"{where} has the key {key!r} of type {type(key).__name__}: "
                     "JSON objects need string keys"
                 )
+            check_text(key, f"a key of {where}")
             check_json_value(item, f"{where}[{key!r}]")
         return
     raise InvalidArgumentError(
@@ -495,6 +517,7 @@ class TaskService:
         for index, value in enumerate(positional):
             check_json_value(value, f"argument {index} of {definition.name!r}")
         for name, value in keywords.items():
+            check_text(name, f"an argument name of {definition.name!r}")
             check_json_value(value, f"argument {name!r} of {definition.name!r}")
         limit = self._engine.config.max_argument_bytes
         size = len(encode_json([positional, keywords]).encode("utf-8"))
@@ -548,6 +571,7 @@ class TaskService:
                 f"invalid task_id {task_id!r}: pass a non-empty string of at most 200 "
                 "characters, or none for a new id"
             )
+        check_text(task_id, "task_id")
         if self._ledger.get(task_id) is not None:
             raise InvalidArgumentError(
                 f"task id {task_id!r} exists already: pass another id or none"
@@ -593,6 +617,8 @@ class TaskService:
         Raises:
             TaskNotFoundError: No task has this id.
         """
+        if isinstance(task_id, str):
+            check_text(task_id, "task id")
         record = self._ledger.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
@@ -680,6 +706,10 @@ class TaskService:
                 raise InvalidArgumentError(
                     f"invalid status {status!r}: use one of {names}"
                 ) from None
+        if isinstance(task_name, str):
+            check_text(task_name, "task name filter")
+        if isinstance(text, str):
+            check_text(text, "search text")
         return TaskFilter(
             status=task_status,
             queue=None if queue is None else check_queue(queue),
@@ -860,6 +890,12 @@ class TaskService:
             InvalidStateError: The task is not awaiting approval.
         """
         approver = self._check_person(approver, "approver")
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise InvalidArgumentError(
+                    f"invalid reason {reason!r}: pass text, or None for no reason"
+                )
+            check_text(reason, "reason")
         record = self.get_status(task_id)
         now = self._engine.clock()
         status = TaskStatus.PENDING
@@ -901,6 +937,8 @@ class TaskService:
             raise InvalidArgumentError(
                 f"invalid reason {reason!r}: a rejection needs a reason the submitter can read"
             )
+        check_text(reason, "reason")
+        check_text(task_id, "task id")
         now = self._engine.clock()
         updated = self._ledger.update(
             Update(
@@ -955,7 +993,7 @@ class TaskService:
             raise InvalidArgumentError(
                 f"invalid {role} {name!r}: pass the name of the person who decides"
             )
-        return name.strip()
+        return check_text(name.strip(), role)
 
     def cleanup(self, older_than_days: float = 30) -> int:
         """Delete finished records as `delete_finished` does, and audit the cleanup.

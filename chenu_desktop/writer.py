@@ -8,7 +8,21 @@ import time
 from collections import deque
 from typing import Callable
 
+import sqlite3
+
+import redis
+
+from .errors import BackendUnavailableError
 from .ledger.base import Ledger, Update
+
+#: Errors of an unreachable or busy backend, after which the same write may succeed.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    BackendUnavailableError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    sqlite3.OperationalError,
+    OSError,
+)
 
 logger = logging.getLogger("chenu.ledger")
 
@@ -39,6 +53,8 @@ class LedgerWriter:
         self._applied = 0
         self._stopping = False
         self._failures = 0
+        #: Updates the ledger rejected for their content, logged and skipped.
+        self.rejected = 0
         self._thread = threading.Thread(
             target=self._run, name="chenu-ledger-writer", daemon=True
         )
@@ -104,7 +120,11 @@ class LedgerWriter:
         while True:
             try:
                 self._ledger.apply(batch, self._clock())
-            except Exception:
+            except Exception as exc:
+                if not isinstance(exc, TRANSIENT_ERRORS):
+                    # Not an outage: retrying the same batch would stall every
+                    # later update behind one the ledger can never take.
+                    return self._write_each(batch, exc)
                 self._failures += 1
                 if self._failures == 1 or self._failures % 100 == 0:
                     logger.exception(
@@ -122,7 +142,54 @@ class LedgerWriter:
             if self._failures:
                 logger.info("task updates are written again")
                 self._failures = 0
-            with self._condition:
-                self._applied += len(batch)
-                self._condition.notify_all()
+            self._count_applied(len(batch))
             return True
+
+    def _count_applied(self, count: int) -> None:
+        with self._condition:
+            self._count_applied_locked(count)
+
+    def _count_applied_locked(self, count: int) -> None:
+        self._applied += count
+        self._condition.notify_all()
+
+    def _write_each(self, batch: list[Update], error: Exception) -> bool:
+        """Apply a rejected batch one update at a time, logging each that fails.
+
+        An update the ledger rejects for its content is logged at ERROR with
+        its task id and skipped, and the rest of the batch is written. Returns
+        False if stopped during an outage, with the unwritten updates kept.
+        """
+        logger.error(
+            "the ledger rejected a batch of %d task updates (%s: %s); writing "
+            "them one at a time",
+            len(batch),
+            type(error).__name__,
+            error,
+        )
+        for index, update in enumerate(batch):
+            while True:
+                try:
+                    self._ledger.apply([update], self._clock())
+                except TRANSIENT_ERRORS:
+                    with self._condition:
+                        if self._stopping:
+                            self._pending.extendleft(reversed(batch[index:]))
+                            self._count_applied_locked(index)
+                            return False
+                        self._condition.wait(0.5)
+                    continue
+                except Exception as exc:
+                    self.rejected += 1
+                    logger.error(
+                        "task %s: the ledger rejected an update to status %s with "
+                        "fields %s (%s: %s); it is not written",
+                        update.task_id,
+                        update.status.value if update.status else "unchanged",
+                        sorted(update.fields),
+                        type(exc).__name__,
+                        exc,
+                    )
+                break
+        self._count_applied(len(batch))
+        return True

@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 import redis
 
+from engine_helpers import backend_url
 from redis_helpers import RedisServer
 
 
@@ -29,6 +30,15 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A backend URL, once for a fresh SQLite file and once for an empty Redis."""
+    redis_url = (
+        request.getfixturevalue("redis_url") if request.param == "redis" else None
+    )
+    return backend_url(request.param, tmp_path, redis_url)
 
 
 @pytest.fixture

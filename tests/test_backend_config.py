@@ -170,3 +170,23 @@ def test_argument_limit_configurable(tmp_path: Path) -> None:
     path.write_text("max_argument_bytes = 10\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="invalid max_argument_bytes 10"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "text", ["redis//127.0.0.1:6379/0", "redis:/127.0.0.1:6379/0", "sqlite:/srv/x.db"]
+)
+def test_mistyped_url_not_taken_as_path(text: str) -> None:
+    with pytest.raises(InvalidBackendError, match="has no '://'"):
+        parse_backend(text)
+
+
+def test_folder_named_like_a_scheme_is_a_path(tmp_path: Path) -> None:
+    spec = parse_backend(str(tmp_path / "redis" / "x.db"))
+    assert spec.kind == "sqlite"
+    assert spec.path == tmp_path / "redis" / "x.db"
+
+
+def test_relative_sqlite_url_rejected() -> None:
+    with pytest.raises(InvalidBackendError, match="must be absolute") as caught:
+        parse_backend("sqlite://relative/x.db")
+    assert "sqlite:///srv/chenu/chenu.db" in str(caught.value)

@@ -18,10 +18,11 @@ import pytest
 
 from chenu_desktop import TaskQueue, TaskRecord, TaskStatus, __version__, open_engine
 from chenu_desktop.backend import sqlite_url
-from chenu_desktop.cli import main
 from chenu_desktop.cli_schedules import format_relative
 from chenu_desktop.config import user_data_dir
 from chenu_desktop.registry import default_registry
+
+from cli_helpers import run_cli, run_json
 
 TASK_MODULE = "cli_test_tasks"
 TASK_MODULE_SOURCE = '''
@@ -62,20 +63,6 @@ PROCESS_TIMEOUT = 30.0
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    """Run a command with --json and return the parsed document on stdout."""
-    code, out, err = run_cli(capsys, *argv, "--json")
-    assert code == 0, err
-    assert err == ""
-    return json.loads(out)
 
 
 def wait_until(
@@ -358,7 +345,7 @@ def test_list_prints_table(
     assert code == 0, err
     header, row, footer = out.splitlines()
     assert header.split() == ["ID", "NAME", "QUEUE", "STATUS", "PRIORITY", "CREATED",
-                              "DURATION"]  # fmt: skip
+                              "DURATION", "ARGUMENTS", "RESULT"]  # fmt: skip
     assert row.split()[:5] == [task_id, "cli_add", "high", "pending", "6"]
     assert footer == "tasks 1-1 of 1"
 
@@ -650,6 +637,10 @@ BAD_INPUT = {
         ["worker", "--tasks", "no_such_module_for_cli_tests"],
         "importing task module 'no_such_module_for_cli_tests' failed",
     ),
+    "window missing module": (
+        ["--headless", "--tasks", "no_such_module_for_cli_tests"],
+        "importing task module 'no_such_module_for_cli_tests' failed",
+    ),
 }
 
 
@@ -667,6 +658,19 @@ def test_bad_input_exits_2(
     assert err.startswith("error: ")
     assert err.count("\n") == 1
     assert expected in err
+    assert "Traceback" not in err
+
+
+def test_window_tasks_before_command_rejected(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "--backend", backend, "--tasks=cli_tasks_nowhere", "tasks", "list"
+    )
+    assert code == 2
+    assert out == ""
+    assert "--tasks before the command 'tasks' applies to the window only" in err
+    assert "worker --tasks=MODULE" in err
     assert "Traceback" not in err
 
 

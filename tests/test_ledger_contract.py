@@ -1574,3 +1574,34 @@ def test_redis_builds_missing_sort_indexes(redis_url: str) -> None:
     finally:
         ledger.close()
         client.close()
+
+
+@pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
+@pytest.mark.parametrize("sort", [TaskSort.STARTED, TaskSort.DURATION, TaskSort.PRIORITY])
+def test_redis_sorted_queue_walk(
+    redis_url: str, sort: TaskSort, ascending: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue filter over many records walks the sort index, in the same order."""
+    import redis
+
+    from chenu_desktop.ledger import redis_ledger
+
+    monkeypatch.setattr(redis_ledger, "SMALL_SORT_SET", 0)
+    monkeypatch.setattr(redis_ledger, "_SCAN_CHUNK", 7)
+    ledger = redis_ledger.RedisLedger(redis.Redis.from_url(redis_url), "walk")
+    try:
+        records = seed_sortable(ledger, count=150)
+        for case in ("queue", "queue_status"):
+            task_filter = SORT_FILTERS[case]
+            expected = sorted_ids(
+                [r for r in records if matches(r, task_filter)], sort, ascending
+            )
+            paged: list[str] = []
+            while batch := ledger.list_tasks(
+                task_filter, limit=9, offset=len(paged), ascending=ascending, sort=sort
+            ):
+                paged += [r.task_id for r in batch]
+            assert expected, case
+            assert paged == expected, case
+    finally:
+        ledger.close()

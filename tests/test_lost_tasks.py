@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -13,12 +14,17 @@ from typing import Iterator
 
 import pytest
 
-from chenu_desktop import TaskQueue, TaskStatus
+from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
 from chenu_desktop.models import TaskRecord, WorkerInfo
 from chenu_desktop.reaper import parse_worker_id
 
 from engine_helpers import backend_url, open_test_engine, wait_final, wait_status
+
+@background_task(name="lost_square", queue=TaskQueue.DEFAULT)
+def square(n: int) -> int:
+    return n * n
+
 
 TASK_MODULE = """
 from pathlib import Path
@@ -204,6 +210,58 @@ def test_stale_heartbeat_from_other_host(url: str) -> None:
         assert settled == [stale_id]
         assert service.get_status(stale_id).status is TaskStatus.LOST
         assert service.get_status(live_id).status is TaskStatus.RUNNING
+    finally:
+        engine.close()
+
+
+def test_dead_local_process_live_heartbeat(url: str) -> None:
+    """A crashed process on this machine loses its tasks before its beat expires."""
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(exited.stdout)
+    worker = f"{socket.gethostname()}-{pid}-default-dead00-0"
+    engine = open_test_engine(url, heartbeat_timeout=30)
+    try:
+        now = engine.clock()
+        task_id = engine.task_service.submit("cleanup_old_data", days=999)
+        assert engine.ledger.claim(task_id, worker, now - 1) is not None
+        engine.ledger.put_heartbeats(
+            [
+                WorkerInfo(worker, socket.gethostname(), pid, TaskQueue.DEFAULT,
+                           task_id, now - 1, now, "busy"),
+            ],
+            ttl=30,
+        )  # fmt: skip
+        assert engine.pool.reaper.settle(now) == [task_id]
+        record = engine.task_service.get_status(task_id)
+        assert record.status is TaskStatus.LOST
+        assert worker in record.error
+    finally:
+        engine.close()
+
+
+def test_pending_without_message_requeued(url: str) -> None:
+    """A message taken off the queue by a process that then died is put back."""
+    engine = open_test_engine(url)
+    try:
+        task_id = engine.task_service.submit("lost_square", n=4)
+        queued = engine.task_service.submit("lost_square", n=5)
+        storage = engine.hueys[TaskQueue.DEFAULT].storage
+        # Take the older message off the queue, as a worker does before its claim.
+        assert storage.dequeue() is not None
+        assert len(storage.enqueued_items()) == 1
+
+        assert engine.pool.reaper.requeue_unqueued() == [task_id]
+        engine.start_workers(scheduler=False)
+        for each_id, square in ((task_id, 16), (queued, 25)):
+            record = wait_final(engine, each_id)
+            assert record.status is TaskStatus.SUCCESS, record.error
+            assert record.result == square
+            assert record.attempts == 1
     finally:
         engine.close()
 

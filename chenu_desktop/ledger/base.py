@@ -128,6 +128,15 @@ def encode_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def storable_text(text: str) -> str:
+    """Return `text` with lone surrogates as backslash escapes, so it encodes as UTF-8.
+
+    Task code produces such text from undecodable bytes (file names, output
+    of other programs), and the ledger stores only valid UTF-8.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 #: Every field of a record, in declaration order.
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TaskRecord))
 

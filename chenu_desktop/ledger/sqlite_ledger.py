@@ -249,6 +249,23 @@ def _to_record(row: sqlite3.Row) -> TaskRecord:
     return TaskRecord(**values)
 
 
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in a ``BEGIN IMMEDIATE`` transaction, rolled back if it raises.
+
+    A transaction left open would hold the file's write lock, so every other
+    connection would wait for it until its busy timeout.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
 def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
@@ -306,17 +323,8 @@ class SqliteLedger(Ledger):
             self._connections.append(conn)
         return conn
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._connection())
 
     def close(self) -> None:
         self._closed = True

@@ -15,7 +15,7 @@ from .. import cron
 from ..audit.store import TARGET_SCHEDULE, AuditAction
 from ..errors import ChenuError, InvalidArgumentError
 from ..models import TaskQueue, TaskStatus
-from ..services import wrap_backend_errors
+from ..services import check_text, wrap_backend_errors
 from .store import (
     EVENT_CATCH_UP,
     EVENT_FAILED,
@@ -652,6 +652,8 @@ class SchedulerService:
         )
 
     def _get(self, name: str) -> ScheduleRecord:
+        if isinstance(name, str):
+            check_text(name, "schedule name")
         record = self._store.get(name)
         if record is None:
             raise ScheduleNotFoundError(name)
@@ -693,6 +695,7 @@ class SchedulerService:
                 f"invalid schedule name {name!r}: pass a non-empty string of at most "
                 "200 characters"
             )
+        check_text(name, "schedule name")
         if "#" in name:
             raise InvalidArgumentError(
                 f"invalid schedule name {name!r}: '#' is reserved; choose another name"
@@ -731,14 +734,12 @@ class SchedulerService:
         required: bool, approved_by: str | None, name: str
     ) -> str | None:
         if not required:
-            return (
-                approved_by.strip()
-                if isinstance(approved_by, str) and approved_by.strip()
-                else None
-            )
+            if isinstance(approved_by, str) and approved_by.strip():
+                return check_text(approved_by.strip(), "approved_by")
+            return None
         if not isinstance(approved_by, str) or not approved_by.strip():
             raise InvalidArgumentError(
                 f"schedule {name!r} runs a governance task: pass approved_by with the "
                 "name of the person who approves its runs"
             )
-        return approved_by.strip()
+        return check_text(approved_by.strip(), "approved_by")

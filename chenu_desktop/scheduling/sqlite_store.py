@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
 
+from ..ledger.sqlite_ledger import write_transaction
 from .store import ScheduleEvent, ScheduleRecord, ScheduleStore
 
 _SCHEMA = """
@@ -61,6 +63,9 @@ class SqliteScheduleStore(ScheduleStore):
                 self._connections.append(conn)
         return conn
 
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._connection())
+
     def _bump_version(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO chenu_meta (key, value) VALUES ('schedule_version', '1') "
@@ -68,18 +73,15 @@ class SqliteScheduleStore(ScheduleStore):
         )
 
     def add(self, record: ScheduleRecord) -> bool:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO chenu_schedule (name, data) VALUES (?, ?)",
-                (record.name, record.to_json()),
-            )
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO chenu_schedule (name, data) VALUES (?, ?)",
+                    (record.name, record.to_json()),
+                )
+                self._bump_version(conn)
         except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK")
             return False
-        self._bump_version(conn)
-        conn.execute("COMMIT")
         return True
 
     def get(self, name: str) -> ScheduleRecord | None:
@@ -97,26 +99,22 @@ class SqliteScheduleStore(ScheduleStore):
         return [ScheduleRecord.from_json(row[0]) for row in rows]
 
     def put(self, record: ScheduleRecord) -> bool:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        cursor = conn.execute(
-            "UPDATE chenu_schedule SET data = ? WHERE name = ?",
-            (record.to_json(), record.name),
-        )
-        if cursor.rowcount:
-            self._bump_version(conn)
-        conn.execute("COMMIT")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE chenu_schedule SET data = ? WHERE name = ?",
+                (record.to_json(), record.name),
+            )
+            if cursor.rowcount:
+                self._bump_version(conn)
         return cursor.rowcount == 1
 
     def remove(self, name: str) -> bool:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        cursor = conn.execute("DELETE FROM chenu_schedule WHERE name = ?", (name,))
-        conn.execute("DELETE FROM chenu_schedule_event WHERE name = ?", (name,))
-        conn.execute("DELETE FROM chenu_schedule_fire WHERE name = ?", (name,))
-        if cursor.rowcount:
-            self._bump_version(conn)
-        conn.execute("COMMIT")
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM chenu_schedule WHERE name = ?", (name,))
+            conn.execute("DELETE FROM chenu_schedule_event WHERE name = ?", (name,))
+            conn.execute("DELETE FROM chenu_schedule_fire WHERE name = ?", (name,))
+            if cursor.rowcount:
+                self._bump_version(conn)
         return cursor.rowcount == 1
 
     def claim_fire(self, name: str, fire_at: float) -> bool:
@@ -127,19 +125,17 @@ class SqliteScheduleStore(ScheduleStore):
         return cursor.rowcount == 1
 
     def add_event(self, event: ScheduleEvent) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO chenu_schedule_event (name, data) VALUES (?, ?)",
-            (event.schedule, event.to_json()),
-        )
-        conn.execute(
-            "DELETE FROM chenu_schedule_event WHERE name = ? AND id <= "
-            "(SELECT id FROM chenu_schedule_event WHERE name = ? "
-            "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (event.schedule, event.schedule, HISTORY_LIMIT),
-        )
-        conn.execute("COMMIT")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO chenu_schedule_event (name, data) VALUES (?, ?)",
+                (event.schedule, event.to_json()),
+            )
+            conn.execute(
+                "DELETE FROM chenu_schedule_event WHERE name = ? AND id <= "
+                "(SELECT id FROM chenu_schedule_event WHERE name = ? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (event.schedule, event.schedule, HISTORY_LIMIT),
+            )
 
     def history(self, name: str, limit: int = 100) -> list[ScheduleEvent]:
         rows = self._connection().execute(
@@ -149,35 +145,30 @@ class SqliteScheduleStore(ScheduleStore):
         return [ScheduleEvent.from_json(row[0]) for row in rows]
 
     def acquire_lease(self, holder: str, ttl: float, now: float) -> bool:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(
-            "SELECT value FROM chenu_meta WHERE key = 'scheduler_lease'"
-        ).fetchone()
-        current_holder, expires = (None, 0.0)
-        if row is not None:
-            current_holder, _, expires_text = row[0].rpartition("|")
-            expires = float(expires_text)
-        if row is None or current_holder == holder or expires <= now:
-            conn.execute(
-                "INSERT INTO chenu_meta (key, value) VALUES ('scheduler_lease', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (f"{holder}|{now + ttl}",),
-            )
-            conn.execute("COMMIT")
-            return True
-        conn.execute("COMMIT")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM chenu_meta WHERE key = 'scheduler_lease'"
+            ).fetchone()
+            current_holder, expires = (None, 0.0)
+            if row is not None:
+                current_holder, _, expires_text = row[0].rpartition("|")
+                expires = float(expires_text)
+            if row is None or current_holder == holder or expires <= now:
+                conn.execute(
+                    "INSERT INTO chenu_meta (key, value) VALUES ('scheduler_lease', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (f"{holder}|{now + ttl}",),
+                )
+                return True
         return False
 
     def release_lease(self, holder: str) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(
-            "SELECT value FROM chenu_meta WHERE key = 'scheduler_lease'"
-        ).fetchone()
-        if row is not None and row[0].rpartition("|")[0] == holder:
-            conn.execute("DELETE FROM chenu_meta WHERE key = 'scheduler_lease'")
-        conn.execute("COMMIT")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT value FROM chenu_meta WHERE key = 'scheduler_lease'"
+            ).fetchone()
+            if row is not None and row[0].rpartition("|")[0] == holder:
+                conn.execute("DELETE FROM chenu_meta WHERE key = 'scheduler_lease'")
 
     def version(self) -> int:
         row = (

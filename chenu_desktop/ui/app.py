@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -77,11 +78,7 @@ def _run_window(app: QApplication, config: Config, demo: bool, minimized: bool) 
         if demo:
             from .. import demo as demo_tasks  # noqa: F401  (registers the example tasks)
 
-        try:
-            engine = Engine(config)
-        except Exception as exc:
-            _tell_startup_failure(app, exc)
-            raise
+        engine = Engine(config)
         engine.start_workers()
         window = MainWindow(engine)
         shell = DesktopShell(window, user_log_dir(), close_to_tray=config.close_to_tray)
@@ -129,16 +126,20 @@ def _defer_to_running_instance(guard: InstanceGuard, display: str) -> int:
     return 1
 
 
-def _tell_startup_failure(app: QApplication, exc: Exception) -> None:
+def show_startup_error(text: str) -> None:
     """Show why the window cannot open, for launches without a terminal.
 
-    The command line prints the same message after this returns.
+    Does nothing on the offscreen and minimal platforms, which have no one to
+    show it to; the command line prints the same text as its error line.
     """
-    if app.platformName() in ("offscreen", "minimal"):
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.split(":")[0] in ("offscreen", "minimal"):
         return
     from PySide6.QtWidgets import QMessageBox
 
-    text = str(exc) or type(exc).__name__
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    if app.platformName() in ("offscreen", "minimal"):
+        return
     QMessageBox.critical(None, "CHE·NU Desktop cannot start", text)
 
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import sqlite3
+import threading
 from typing import Any, Callable
 
+import redis
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ..errors import BackendUnavailableError, ChenuError
+from ..pool import ErrorThrottle
 
 logger = logging.getLogger("chenu.ui")
+
+#: Errors of an unreachable or busy backend: logged once per outage, then counted.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    sqlite3.OperationalError,
+)
 
 ResultCallback = Callable[[Any], None]
 ErrorCallback = Callable[[str], None]
@@ -40,6 +51,8 @@ class BackgroundRunner(QObject):
             max_workers=threads, thread_name_prefix="chenu-ui"
         )
         self._closed = False
+        self._throttles: dict[str, ErrorThrottle] = {}
+        self._throttle_lock = threading.Lock()
         self._delivered.connect(self._on_delivered, Qt.ConnectionType.QueuedConnection)
 
     def run(
@@ -62,17 +75,30 @@ class BackgroundRunner(QObject):
             try:
                 value = function(*args, **kwargs)
             except Exception as exc:
-                if not isinstance(exc, (ChenuError, BackendUnavailableError)):
-                    logger.exception(
-                        "background call %s failed",
-                        getattr(function, "__name__", function),
-                    )
+                if isinstance(exc, OUTAGE_ERRORS):
+                    with self._throttle_lock:
+                        self._throttle(function).failed()
+                elif not isinstance(exc, (ChenuError, BackendUnavailableError)):
+                    logger.exception("background call %s failed", _call_name(function))
                 self._delivered.emit(None, exc, on_error)
                 return None
+            if self._throttles:
+                with self._throttle_lock:
+                    throttle = self._throttles.get(_call_name(function))
+                    if throttle is not None:
+                        throttle.succeeded()
             self._delivered.emit(value, None, on_result)
             return value
 
         return self._pool.submit(call)
+
+    def _throttle(self, function: Callable[..., Any]) -> ErrorThrottle:
+        name = _call_name(function)
+        throttle = self._throttles.get(name)
+        if throttle is None:
+            throttle = ErrorThrottle(f"background call {name}", log=logger)
+            self._throttles[name] = throttle
+        return throttle
 
     @Slot(object, object, object)
     def _on_delivered(
@@ -94,3 +120,11 @@ class BackgroundRunner(QObject):
         """Stop delivering results and shut the pool down."""
         self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _call_name(function: Callable[..., Any]) -> str:
+    """Return a name for log lines: the qualified name, which places a lambda."""
+    name = getattr(function, "__qualname__", None) or getattr(
+        function, "__name__", None
+    )
+    return name or repr(function)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Records read to name the tasks of one notification.
 NAMED_TASKS = 3
+#: Characters of a task's error that a notification shows; the detail has it all.
+ERROR_CHARS = 200
 #: Milliseconds that events of one kind are gathered into one notification.
 DEFAULT_GATHER_MS = 1500
 
@@ -57,7 +59,10 @@ def _describe(record: TaskRecord) -> str:
     line = f"{record.task_name} ({record.task_id})"
     error = (record.error or "").strip()
     if record.status is TaskStatus.FAILURE and error:
-        line += f": {error.splitlines()[-1][:120]}"
+        last = error.splitlines()[-1]
+        if len(last) > ERROR_CHARS:
+            last = last[: ERROR_CHARS - 1] + "…"
+        line += f": {last}"
     return line
 
 
@@ -88,7 +93,8 @@ def compose(kind: NoticeKind, task_ids: list[str], records: list[TaskRecord]) ->
     if count > len(lines):
         lines.append(f"and {count - len(lines)} more")
     if kind is NoticeKind.LOST:
-        lines.append("Retry them from the window once the cause is fixed.")
+        what = "it" if count == 1 else "them"
+        lines.append(f"Retry {what} from the window once the cause is fixed.")
     return Notice(kind, title, "\n".join(lines), tuple(task_ids))
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import collections
 import enum
+import weakref
+from typing import Any
 
 from ..models import TaskRecord, TaskSort
+from ..preview import (
+    ROW_PREVIEW_CHARS,
+    TOOLTIP_PREVIEW_CHARS,
+    arguments_value,
+    compact_json,
+    cut_text,
+)
 from .style import format_duration, format_time, status_label
 
 
@@ -22,6 +32,8 @@ class TaskColumn(enum.IntEnum):
     DURATION = 8
     PROGRESS = 9
     WORKER = 10
+    ARGUMENTS = 11
+    RESULT = 12
 
 
 COLUMN_TITLES = {
@@ -36,6 +48,8 @@ COLUMN_TITLES = {
     TaskColumn.DURATION: "Duration",
     TaskColumn.PROGRESS: "Progress",
     TaskColumn.WORKER: "Worker",
+    TaskColumn.ARGUMENTS: "Arguments",
+    TaskColumn.RESULT: "Result",
 }
 #: Columns whose text is right-aligned.
 NUMERIC_COLUMNS = frozenset(
@@ -93,6 +107,12 @@ def cell_text(record: TaskRecord, column: TaskColumn) -> str:
         if record.progress is None:
             return ""
         return f"{record.progress:.0%}"
+    if column is TaskColumn.ARGUMENTS:
+        return cut_text(_value_json(record, column), ROW_PREVIEW_CHARS)
+    if column is TaskColumn.RESULT:
+        if record.result is None:
+            return ""
+        return cut_text(_value_json(record, column), ROW_PREVIEW_CHARS)
     return record.worker or ""
 
 
@@ -106,7 +126,39 @@ def cell_tooltip(record: TaskRecord, column: TaskColumn) -> str | None:
         return record.progress_message
     if column in (TaskColumn.ID, TaskColumn.TASK, TaskColumn.WORKER):
         return cell_text(record, column) or None
+    if column is TaskColumn.ARGUMENTS or (
+        column is TaskColumn.RESULT and record.result is not None
+    ):
+        # A tooltip of a whole 1 MiB value would stall the GUI thread.
+        return cut_text(_value_json(record, column), TOOLTIP_PREVIEW_CHARS)
     return None
+
+
+#: JSON of recently shown values by record object, because a view requests
+#: every cell on each repaint and encoding a 1 MiB value takes milliseconds.
+#: A weak reference checks that the object is still the one encoded.
+_json_cache: collections.OrderedDict[
+    tuple[int, TaskColumn], tuple[weakref.ref[TaskRecord], str]
+] = collections.OrderedDict()
+_JSON_CACHE_SIZE = 512
+
+
+def _value_json(record: TaskRecord, column: TaskColumn) -> str:
+    """Return the JSON of the record's arguments or result, cached per record."""
+    key = (id(record), column)
+    entry = _json_cache.get(key)
+    if entry is not None and entry[0]() is record:
+        _json_cache.move_to_end(key)
+        return entry[1]
+    value: Any = record.result
+    if column is TaskColumn.ARGUMENTS:
+        value = arguments_value(record)
+    text = compact_json(value)
+    _json_cache[key] = (weakref.ref(record), text)
+    _json_cache.move_to_end(key)
+    if len(_json_cache) > _JSON_CACHE_SIZE:
+        _json_cache.popitem(last=False)
+    return text
 
 
 def header_tooltip(column: TaskColumn, sortable: bool) -> str:

@@ -53,6 +53,8 @@ _COLUMN_WIDTHS = {
     TaskColumn.STARTED: 145,
     TaskColumn.DURATION: 90,
     TaskColumn.PROGRESS: 110,
+    TaskColumn.WORKER: 200,
+    TaskColumn.ARGUMENTS: 260,
 }
 #: Delay that gathers a burst of row updates into one `selection_changed`.
 _SELECTION_DELAY_MS = 50

@@ -178,7 +178,7 @@ def test_lost_task_notifies(qtbot, idle_engine: Engine, tmp_path: Path) -> None:
         (notice,) = notices_of(shell, NoticeKind.LOST)
         assert notice.title == "A task was lost with its worker"
         assert task_id in notice.text
-        assert "Retry them from the window" in notice.text
+        assert "Retry it from the window" in notice.text
     finally:
         shell.close()
         shell.window.feed.stop()
@@ -369,3 +369,21 @@ def test_settings_apply_live_and_name_restart(
         from chenu_desktop.ui.theme import apply_theme
 
         apply_theme(QApplication.instance(), "system")
+
+
+def test_long_error_shortened_with_ellipsis() -> None:
+    from chenu_desktop.models import TaskRecord
+    from chenu_desktop.ui.notifier import ERROR_CHARS, compose
+
+    record = TaskRecord(
+        task_id="t-9",
+        task_name="n_fail",
+        queue=TaskQueue.DEFAULT,
+        priority=6,
+        status=TaskStatus.FAILURE,
+        error="ValueError: " + "x" * 500,
+    )
+    notice = compose(NoticeKind.FAILED, ["t-9"], [record])
+    error_part = notice.text.split(": ", 1)[1]
+    assert len(error_part) == ERROR_CHARS
+    assert error_part.endswith("…")

@@ -130,7 +130,9 @@ def test_true_refcount_survives_emits(qtbot) -> None:
     assert sys.getrefcount(True) >= before - 10
 
 
-def test_feed_restarts_after_stop(qtbot, ui_engine: Engine, runner: BackgroundRunner) -> None:
+def test_feed_restarts_after_stop(
+    qtbot, ui_engine: Engine, runner: BackgroundRunner
+) -> None:
     feed = EngineFeed(ui_engine, runner, stats_interval_ms=50)
     feed.start()
     feed.stop()
@@ -138,3 +140,35 @@ def test_feed_restarts_after_stop(qtbot, ui_engine: Engine, runner: BackgroundRu
         feed.start()
     feed.stop()
 
+
+def test_runner_logs_an_outage_once(qtbot, runner: BackgroundRunner, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    import redis
+
+    down = True
+
+    def read_counts() -> int:
+        if down:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
+        return 3
+
+    caplog.set_level(logging.INFO, logger="chenu.ui")
+    errors: list[str] = []
+    for _ in range(5):
+        with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+            runner.run(read_counts)
+        errors.append(blocker.args[0])
+    assert errors == ["ConnectionError: Error 111 connecting to 127.0.0.1:1"] * 5
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+    assert (
+        "test_runner_logs_an_outage_once.<locals>.read_counts"
+        in failures[0].getMessage()
+    )
+    down = False
+    seen: list[int] = []
+    runner.run(read_counts, on_result=seen.append)
+    qtbot.waitUntil(lambda: seen == [3], timeout=5000)
+    assert any("works again after 5 failures" in r.getMessage() for r in caplog.records)
