@@ -569,12 +569,19 @@ _INSERT_BATCH = 2000
 
 
 def make_records(
-    count: int, now: float, first: int = 0, total: int | None = None
+    count: int,
+    now: float,
+    first: int = 0,
+    total: int | None = None,
+    waiting: bool = True,
 ) -> Iterator[TaskRecord]:
     """Yield finished and waiting records, oldest first, created over 60 days.
 
     The records are numbers `first` to `first + count - 1` of `total` (default
     `count`), so several processes can each make one part of the same set.
+    Without `waiting`, the pending share is cancelled instead: pending records
+    inserted without a queue message look like a crash's leftovers, and a
+    starting pool enqueues them again, which would add work to what is measured.
     """
     total = count if total is None else total
     rng = random.Random(first)
@@ -589,6 +596,8 @@ def make_records(
     for index in range(first, first + count):
         created = now - span * (total - index) / total
         status = rng.choices(statuses, weights=(85, 10, 3, 2))[0]
+        if not waiting and status is TaskStatus.PENDING:
+            status = TaskStatus.CANCELLED
         name = rng.choice(_TASK_NAMES)
         record = TaskRecord(
             task_id=uuid.uuid4().hex,
@@ -646,18 +655,27 @@ _PARALLEL_LOAD_MIN = 50_000
 
 
 def _load_redis_part(
-    url: str, namespace: str, first: int, count: int, total: int, now: float
+    url: str,
+    namespace: str,
+    first: int,
+    count: int,
+    total: int,
+    now: float,
+    waiting: bool = True,
 ) -> int:
     from .ledger.redis_ledger import RedisLedger
 
     ledger = RedisLedger(redis_client(parse_backend(url)), namespace)
     try:
-        return load_records(ledger, "redis", make_records(count, now, first, total))
+        records = make_records(count, now, first, total, waiting)
+        return load_records(ledger, "redis", records)
     finally:
         ledger.close()
 
 
-def load_ledger(backend: Backend, url: str, namespace: str, count: int) -> int:
+def load_ledger(
+    backend: Backend, url: str, namespace: str, count: int, waiting: bool = True
+) -> int:
     """Create the ledger of `url` and fill it with `count` records; return how many.
 
     Redis inserts are bound by the Python client (encoding and packing each
@@ -670,7 +688,8 @@ def load_ledger(backend: Backend, url: str, namespace: str, count: int) -> int:
     ledger = create_ledger(parse_backend(url), namespace, 100_000)
     try:
         if backend.kind == "sqlite" or count < _PARALLEL_LOAD_MIN:
-            return load_records(ledger, backend.kind, make_records(count, now))
+            records = make_records(count, now, waiting=waiting)
+            return load_records(ledger, backend.kind, records)
     finally:
         ledger.close()
     processes = os.cpu_count() or 1
@@ -686,6 +705,7 @@ def load_ledger(backend: Backend, url: str, namespace: str, count: int) -> int:
                 min(part, count - first),
                 count,
                 now,
+                waiting,
             )
             for first in range(0, count, part)
         ]
@@ -829,7 +849,7 @@ def measure_window(backend: Backend, sizes: Sizes) -> dict[str, float]:
     """
     url, namespace = backend.new_url()
     start = time.perf_counter()
-    load_ledger(backend, url, namespace, sizes.window_records)
+    load_ledger(backend, url, namespace, sizes.window_records, waiting=False)
     load_seconds = time.perf_counter() - start
     command = [
         sys.executable,

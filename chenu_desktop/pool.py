@@ -387,7 +387,6 @@ class WorkerPool:
             self._sync_paused()
             # Tasks a killed earlier run left RUNNING are settled before new work starts.
             self._settle_lost()
-            self._requeue_unqueued()
             for queue, runtime in self.runtimes.items():
                 if queues is not None and queue not in queues:
                     runtime.size = 0
@@ -535,6 +534,10 @@ class WorkerPool:
         throttle = ErrorThrottle(
             "the worker pool monitor (heartbeats, pauses, cancels)"
         )
+        # Reading every queued message takes a while on a big queue, so this runs
+        # here rather than in start(): a second message for a task is harmless,
+        # because only one claim of it succeeds.
+        self._requeue_unqueued()
         while not self._monitor_stop.wait(min(0.5, self.heartbeat_interval)):
             try:
                 self._sync_paused()
