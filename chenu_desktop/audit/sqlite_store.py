@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
+from ..ledger.sqlite_ledger import ThreadConnections
 from .store import AuditEntry, AuditFilter, AuditStore
 
 # The triggers reject UPDATE and DELETE from any connection, this package's
@@ -76,27 +76,11 @@ class SqliteAuditStore(AuditStore):
 
     def __init__(self, path: Path | str, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, busy_timeout)
         self._connection().executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._connections.get()
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         cursor = self._connection().execute(
@@ -140,8 +124,4 @@ class SqliteAuditStore(AuditStore):
         return int(row[0] or 0)
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+        self._connections.close()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 from pathlib import Path
 
-from ..ledger.sqlite_ledger import write_transaction
+from ..ledger.sqlite_ledger import ThreadConnections, write_transaction
 from .store import ScheduleEvent, ScheduleRecord, ScheduleStore
 
 _SCHEMA = """
@@ -41,27 +40,11 @@ class SqliteScheduleStore(ScheduleStore):
 
     def __init__(self, path: Path | str, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, busy_timeout)
         self._connection().executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._connections.get()
 
     def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self._connection())
@@ -186,8 +169,4 @@ class SqliteScheduleStore(ScheduleStore):
         return cursor.rowcount == 1
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+        self._connections.close()
