@@ -367,8 +367,8 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self.reaper = LostTaskReaper(engine)
-        #: Set when a worker or the monitor saw the backend answer again after
-        #: failures; the monitor then requeues startable tasks without a message.
+        #: Set when a worker or the monitor reaches the backend again after
+        #: failures. The monitor then requeues startable tasks without a message.
         self.orphan_check = threading.Event()
 
     @property

@@ -102,7 +102,7 @@ class LostTaskReaper:
                     task = huey.deserialize_task(data)
                 except Exception:
                     # A worker records such a message as failed when it takes it.
-                    logger.debug("queue %s holds an undecodable message", queue.value)
+                    logger.debug("queue %s contains an undecodable message", queue.value)
                     continue
                 if task.args and isinstance(task.args[0], str):
                     queued.add(task.args[0])

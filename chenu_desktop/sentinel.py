@@ -74,7 +74,7 @@ class MasterConnection(SentinelManagedConnection):
     failover does. redis-py drops the connection only on READONLY, which
     comes later, when the sentinels demote the old master. On NOREPLICAS this
     connection drops too and raises `NoReplicasError`, so the client's retry
-    asks the sentinels for the master again.
+    queries the sentinels for the master again.
     """
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:

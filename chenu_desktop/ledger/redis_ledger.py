@@ -869,8 +869,8 @@ class RedisLedger(Ledger):
         """Return one page of `index` that keeps the members of `queue` only.
 
         Reads the index in order, a chunk at a time, with the queue of each
-        member; a queue with a share of the records reads about the page
-        divided by that share.
+        member. A queue that has a share of the records costs about the page
+        size divided by that share in reads.
         """
         expected = encode_json(queue.value)
         ids: list[str] = []

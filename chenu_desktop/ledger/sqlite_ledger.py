@@ -66,12 +66,11 @@ def _sort_indexes() -> str:
     """Return one index per sort key that the base indexes do not serve.
 
     Each index costs every insert, and every claim or finish that changes
-    its column. Status-first indexes per key, which a status filter would
-    use, changed on every transition and cut the drain rate by a third
-    (`chenu-desktop bench --sections drain` on SQLite, 2-core machine:
-    about 1,040 tasks/s without them, 670/s with them), so there are none:
-    `list_query` picks between the key's index and a sort of the status's
-    records by the status's size instead.
+    its column. Status-first indexes per key change on every transition: they
+    cut the drain rate by a third (`chenu-desktop bench --sections drain` on
+    SQLite, 2-core machine: about 1,040 tasks/s without them, 670/s with
+    them). So there are none, and `list_query` picks between the key's index
+    and a sort of the status's records by the size of the status.
     """
     statements = []
     # task_name, queue and status orders have base indexes already.

@@ -129,8 +129,8 @@ def _defer_to_running_instance(guard: InstanceGuard, display: str) -> int:
 def show_startup_error(text: str) -> None:
     """Show why the window cannot open, for launches without a terminal.
 
-    Does nothing on the offscreen and minimal platforms, which have no one to
-    show it to; the command line prints the same text as its error line.
+    Does nothing on the offscreen and minimal platforms, because nobody sees
+    them. The command line prints the same text as its error line.
     """
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if platform.split(":")[0] in ("offscreen", "minimal"):

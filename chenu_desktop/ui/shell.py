@@ -145,7 +145,7 @@ class DesktopShell(QObject):
 
     @Slot(object)
     def apply_settings(self, change: SettingsChange) -> None:
-        """Apply the changes that take effect at once; say which wait for a restart."""
+        """Apply the changes that take effect at once, and name those that need a restart."""
         window = self.window
         engine = window.engine
         engine.config = change.merged_into(engine.config)

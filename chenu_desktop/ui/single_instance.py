@@ -2,8 +2,8 @@
 
 The first instance locks a `QLockFile` beside its data and listens on a
 local socket named after the same key. A second launch on the same data
-fails to take the lock, asks the first over the socket to show its window,
-and exits, so two sets of workers never run the same SQLite file from two
+fails to take the lock, requests over the socket that the first show its
+window, and exits, so two sets of workers never run the same SQLite file from two
 windows. A lock left by a killed instance is stale once its process is gone,
 and the next launch takes it over.
 """

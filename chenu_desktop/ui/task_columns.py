@@ -162,7 +162,7 @@ def _value_json(record: TaskRecord, column: TaskColumn) -> str:
 
 
 def header_tooltip(column: TaskColumn, sortable: bool) -> str:
-    """Return the header tooltip, which says whether a click sorts by the column."""
+    """Return the header tooltip, which tells whether a click sorts by the column."""
     if not sortable:
         return f"{COLUMN_TITLES[column]}: this column does not sort"
     note = _SORT_NOTES.get(COLUMN_SORTS[column], "")
