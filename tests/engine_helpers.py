@@ -98,3 +98,62 @@ def backend_url(kind: str, tmp_path: Path, redis_url: str | None) -> str:
 
 def open_test_engine(url: str, **overrides: object) -> Engine:
     return open_engine(config=make_config(url, **overrides))
+
+
+class Burst:
+    """Submits tasks from a thread and sorts the submits by their outcome.
+
+    Task ``burst-N`` runs ``PREFIX_fail`` when N ends in 9 and ``PREFIX_echo``
+    otherwise, with a countdown when N ends in 5. The thread stops after
+    `count` submits (None: when `stop` is set). After a submit raises, it
+    waits up to 50 ms for `resumed`, so an outage does not use up the burst.
+    """
+
+    def __init__(self, engine: Engine, prefix: str, count: int | None = None) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self.count = count
+        self.accepted: list[str] = []
+        self.rejected: list[str] = []
+        self.unconfirmed: list[str] = []
+        self.unexpected: list[BaseException] = []
+        self.resumed = threading.Event()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="burst", daemon=True)
+
+    def counts(self) -> tuple[int, int]:
+        """Return how many submits were accepted and rejected so far."""
+        with self._lock:
+            return len(self.accepted), len(self.rejected)
+
+    def _run(self) -> None:
+        from chenu_desktop.errors import BackendUnavailableError, SubmitUnconfirmedError
+
+        service = self.engine.task_service
+        number = 0
+        while not self.stop.is_set() and (self.count is None or number < self.count):
+            task_id = f"burst-{number:05d}"
+            kind = "fail" if number % 10 == 9 else "echo"
+            options = {"countdown": 0.2} if number % 10 == 5 else {}
+            number += 1
+            try:
+                service.submit(
+                    f"{self.prefix}_{kind}",
+                    number=number - 1,
+                    task_id=task_id,
+                    **options,
+                )
+            except SubmitUnconfirmedError:
+                with self._lock:
+                    self.unconfirmed.append(task_id)
+            except BackendUnavailableError:
+                with self._lock:
+                    self.rejected.append(task_id)
+                self.resumed.wait(0.05)
+            except BaseException as exc:  # noqa: BLE001  (reported by the test)
+                self.unexpected.append(exc)
+                return
+            else:
+                with self._lock:
+                    self.accepted.append(task_id)

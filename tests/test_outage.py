@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,11 @@ from chenu_desktop import TaskStatus
 from chenu_desktop.engine import Engine
 from chenu_desktop.errors import (
     BackendUnavailableError,
-    SubmitUnconfirmedError,
     TaskNotFoundError,
 )
 
 from engine_helpers import (
+    Burst,
     open_test_engine,
     wait_final,
     wait_final_all,
@@ -145,53 +144,6 @@ def engine(server: RedisServer) -> Iterator[Engine]:
         yield opened
     finally:
         opened.close(timeout=5)
-
-
-class Burst:
-    """Submits tasks from a thread and records which submits returned or raised.
-
-    After a submit raises, the thread waits up to 50 ms for `resumed`, so the
-    outage does not use up the burst at once.
-    """
-
-    def __init__(self, engine: Engine, prefix: str, count: int) -> None:
-        self.engine = engine
-        self.prefix = prefix
-        self.count = count
-        self.accepted: list[str] = []
-        self.rejected: list[str] = []
-        self.unconfirmed: list[str] = []
-        self.resumed = threading.Event()
-        self.unexpected: list[BaseException] = []
-        self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="burst", daemon=True)
-
-    def counts(self) -> tuple[int, int]:
-        with self._lock:
-            return len(self.accepted), len(self.rejected)
-
-    def _run(self) -> None:
-        service = self.engine.task_service
-        for number in range(self.count):
-            task_id = f"burst-{number:04d}"
-            name = f"{self.prefix}_fail" if number % 10 == 9 else f"{self.prefix}_echo"
-            options = {"countdown": 0.2} if number % 10 == 5 else {}
-            try:
-                service.submit(name, number=number, task_id=task_id, **options)
-            except SubmitUnconfirmedError:
-                with self._lock:
-                    self.unconfirmed.append(task_id)
-                continue
-            except BackendUnavailableError:
-                with self._lock:
-                    self.rejected.append(task_id)
-                self.resumed.wait(0.05)
-                continue
-            except BaseException as exc:  # noqa: BLE001  (reported by the test)
-                self.unexpected.append(exc)
-                return
-            with self._lock:
-                self.accepted.append(task_id)
 
 
 @pytest.mark.slow

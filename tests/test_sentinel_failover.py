@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,11 @@ import redis
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
 from chenu_desktop.errors import (
-    BackendUnavailableError,
-    SubmitUnconfirmedError,
     TaskNotFoundError,
 )
 
 from engine_helpers import (
+    Burst,
     open_test_engine,
     wait_final,
     wait_final_all,
@@ -193,58 +191,15 @@ def engine(cluster: Cluster) -> Iterator[Engine]:
         opened.close(timeout=10)
 
 
-class Burst:
-    """Submits tasks from a thread until `stop` is set, sorting the outcomes."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.accepted: list[str] = []
-        self.rejected: list[str] = []
-        self.unconfirmed: list[str] = []
-        self.unexpected: list[BaseException] = []
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="burst", daemon=True)
-
-    def accepted_count(self) -> int:
-        with self._lock:
-            return len(self.accepted)
-
-    def _run(self) -> None:
-        service = self.engine.task_service
-        number = 0
-        while not self.stop.is_set():
-            task_id = f"burst-{number:05d}"
-            name = "sentinel_fail" if number % 10 == 9 else "sentinel_echo"
-            options = {"countdown": 0.2} if number % 10 == 5 else {}
-            try:
-                service.submit(name, number=number, task_id=task_id, **options)
-            except SubmitUnconfirmedError:
-                with self._lock:
-                    self.unconfirmed.append(task_id)
-            except BackendUnavailableError:
-                with self._lock:
-                    self.rejected.append(task_id)
-                # Keep the rejections of the failover from using up the burst.
-                self.stop.wait(0.05)
-            except BaseException as exc:  # noqa: BLE001  (reported by the test)
-                self.unexpected.append(exc)
-                return
-            else:
-                with self._lock:
-                    self.accepted.append(task_id)
-            number += 1
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_burst_survives_sentinel_failover(cluster: Cluster, engine: Engine) -> None:
     """Move the master with SENTINEL FAILOVER while a thread submits tasks."""
     old_master, new_master = cluster.master, cluster.replica
     engine.start_workers(scheduler=True)
-    burst = Burst(engine)
+    burst = Burst(engine, "sentinel")
     burst.thread.start()
-    wait_until(lambda: burst.accepted_count() >= 200, 60, "200 accepted submits")
+    wait_until(lambda: burst.counts()[0] >= 200, 60, "200 accepted submits")
 
     assert cluster.sentinels[0].client.sentinel_failover(SERVICE)
     wait_until(
@@ -257,9 +212,9 @@ def test_burst_survives_sentinel_failover(cluster: Cluster, engine: Engine) -> N
         CLUSTER_TIMEOUT,
         "the old master to rejoin as a replica",
     )
-    switched = burst.accepted_count()
+    switched = burst.counts()[0]
     wait_until(
-        lambda: burst.accepted_count() >= switched + 200,
+        lambda: burst.counts()[0] >= switched + 200,
         60,
         "200 accepted submits on the new master",
     )
