@@ -11,11 +11,14 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from huey.storage import RedisStorage
+
 from .audit.store import TARGET_QUEUE, AuditAction
 from .config import check_worker_count
 from .context import TaskContext
 from .ledger.base import Update
-from .models import TaskQueue, TaskStatus, WorkerInfo
+from .ledger.redis_ledger import RedisLedger
+from .models import TaskQueue, TaskRecord, TaskStatus, WorkerInfo
 from .reaper import LostTaskReaper
 from .requeue import requeue_orphans
 
@@ -30,6 +33,9 @@ logger = logging.getLogger("chenu.pool")
 _MIN_POLL = 0.01
 #: How often the scheduler moves due tasks from Huey's schedule to its queue.
 _SCHEDULE_INTERVAL = 0.5
+#: Seconds a popped message may wait for its claim before the start check
+#: counts its task as pending without a message.
+_POP_GRACE = 2.0
 
 
 class ErrorThrottle:
@@ -170,15 +176,55 @@ class WorkerThread(threading.Thread):
     def run(self) -> None:
         runtime = self.runtime
         huey = runtime.huey
+        engine = runtime.pool.engine
         delay = _MIN_POLL
         throttle = ErrorThrottle(
             f"worker {self.worker_id} reading queue {runtime.queue.value}"
         )
+        #: The time of a take whose reply was lost, so it may have claimed a task.
+        unconfirmed: float | None = None
         logger.debug("worker %s started", self.worker_id)
         while not self.stop_event.is_set():
             if runtime.paused:
                 runtime.resumed.wait(0.5)
                 continue
+            now = engine.clock()
+            try:
+                if unconfirmed is not None:
+                    recovered = self._recover_take(unconfirmed)
+                    unconfirmed = None
+                    if recovered is not None:
+                        engine.runner.run_claimed(recovered.task_id, recovered, self)
+                        continue
+                popped = engine.take(runtime.queue, self.worker_id, now)
+            except Exception:
+                if unconfirmed is None and isinstance(huey.storage, RedisStorage):
+                    unconfirmed = now
+                throttle.failed()
+                self.stop_event.wait(min(5.0, delay * 10))
+                delay = min(runtime.pool.poll_interval, delay * 2)
+                continue
+            if throttle.succeeded():
+                runtime.pool.orphan_check.set()
+            if popped is not None:
+                delay = _MIN_POLL
+                data, record = popped
+                if record is not None:
+                    self._run_task(record.task_id, record)
+                else:
+                    # Not claimed: a message that is not ours, one with an
+                    # ETA, or a task that may not start. The general path
+                    # records, reschedules or skips it.
+                    self._handle_message(data)
+                continue
+            if not huey.storage.blocking:
+                if runtime.wake.wait(delay):
+                    delay = _MIN_POLL
+                else:
+                    delay = min(runtime.pool.poll_interval, delay * 2)
+                continue
+            # An empty Redis queue: block until a message arrives, then take
+            # the general path with it.
             try:
                 data = huey.storage.dequeue()
             except Exception:
@@ -186,53 +232,77 @@ class WorkerThread(threading.Thread):
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
-            if throttle.succeeded():
-                runtime.pool.orphan_check.set()
-            task = None
             if data is not None:
-                try:
-                    task = huey.deserialize_task(data)
-                except Exception as exc:
-                    try:
-                        runtime.pool.engine.record_bad_message(runtime.queue, data, exc)
-                    except Exception:
-                        logger.exception(
-                            "recording an undecodable message of queue %s failed",
-                            runtime.queue.value,
-                        )
-                    continue
-            if task is None:
-                if not huey.storage.blocking:
-                    if runtime.wake.wait(delay):
-                        delay = _MIN_POLL
-                    else:
-                        delay = min(runtime.pool.poll_interval, delay * 2)
-                continue
-            delay = _MIN_POLL
-            if runtime.paused:
-                # A blocking pop that began before the pause: hand the message back.
-                huey.enqueue(task)
-                continue
-            if task.eta is not None and task.eta > dt.datetime.now(
-                dt.timezone.utc
-            ).replace(tzinfo=None):
-                huey.add_schedule(task)
-                continue
-            task_id = task.args[0] if task.args else None
-            if not isinstance(task_id, str):
-                logger.error(
-                    "worker %s dropped a message without a task id: %r",
-                    self.worker_id,
-                    task,
-                )
-                continue
+                self._handle_message(data)
+        logger.debug("worker %s stopped", self.worker_id)
+
+    def _recover_take(self, taken_at: float) -> TaskRecord | None:
+        """Return the task a take with a lost reply claimed for this worker, if any."""
+        ledger = self.runtime.pool.engine.ledger
+        if not isinstance(ledger, RedisLedger):
+            return None
+        task_id = ledger.last_taken(self.worker_id)
+        if task_id is None:
+            return None
+        record = ledger.get(task_id)
+        if (
+            record is None
+            or record.status is not TaskStatus.RUNNING
+            or record.worker != self.worker_id
+            or record.started_at != taken_at
+        ):
+            return None
+        logger.info(
+            "worker %s: the claim of task %s applied though its reply was lost",
+            self.worker_id,
+            task_id,
+        )
+        return record
+
+    def _handle_message(self, data: bytes) -> None:
+        """Decode a popped message, then run, reschedule or record its task."""
+        runtime = self.runtime
+        huey = runtime.huey
+        try:
+            task = huey.deserialize_task(data)
+        except Exception as exc:
             try:
-                runtime.pool.engine.runner.run(task_id, self)
+                runtime.pool.engine.record_bad_message(runtime.queue, data, exc)
             except Exception:
                 logger.exception(
-                    "worker %s failed to run task %s", self.worker_id, task_id
+                    "recording an undecodable message of queue %s failed",
+                    runtime.queue.value,
                 )
-        logger.debug("worker %s stopped", self.worker_id)
+            return
+        if runtime.paused:
+            # A blocking pop that began before the pause: hand the message back.
+            huey.enqueue(task)
+            return
+        if task.eta is not None and task.eta > dt.datetime.now(dt.timezone.utc).replace(
+            tzinfo=None
+        ):
+            huey.add_schedule(task)
+            return
+        task_id = task.args[0] if task.args else None
+        if not isinstance(task_id, str):
+            logger.error(
+                "worker %s dropped a message without a task id: %r",
+                self.worker_id,
+                task,
+            )
+            return
+        self._run_task(task_id, None)
+
+    def _run_task(self, task_id: str, record: TaskRecord | None) -> None:
+        """Run a claimed task, or claim and run it when `record` is None."""
+        runner = self.runtime.pool.engine.runner
+        try:
+            if record is None:
+                runner.run(task_id, self)
+            else:
+                runner.run_claimed(task_id, record, self)
+        except Exception:
+            logger.exception("worker %s failed to run task %s", self.worker_id, task_id)
 
 
 class SchedulerThread(threading.Thread):
@@ -521,7 +591,9 @@ class WorkerPool:
 
     def _requeue_unqueued(self) -> None:
         try:
-            requeued = self.reaper.requeue_unqueued()
+            requeued = self.reaper.requeue_unqueued(
+                grace=_POP_GRACE, wait=self._monitor_stop.wait
+            )
         except Exception:
             logger.exception("requeueing pending tasks without a queue message failed")
             return

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .ledger.base import Update
 from .models import TaskRecord, TaskStatus
@@ -83,32 +83,30 @@ class LostTaskReaper:
                 settled.append(record.task_id)
         return settled
 
-    def requeue_unqueued(self) -> list[str]:
+    def requeue_unqueued(
+        self, grace: float = 0.0, wait: Callable[[float], bool] | None = None
+    ) -> list[str]:
         """Enqueue PENDING tasks again whose queue message is gone; return their ids.
 
         A process killed after it took a message off the queue and before it
-        claimed the task leaves the record PENDING with no message. A message
-        enqueued twice is harmless: claims are atomic, so the later copy finds
-        the task started or finished and is skipped. NOTE: only the newest
-        MAX_EXAMINED pending records are checked.
+        claimed the task leaves the record PENDING with no message. While
+        workers run, a task also looks that way for the moment between a pop
+        and its claim, so with `grace` the check waits that long (through
+        `wait`, which returns True to give up) and requeues only the tasks
+        that still look so. A message enqueued twice is harmless: claims are
+        atomic, so the later copy finds the task started or finished and is
+        skipped. NOTE: only the newest MAX_EXAMINED pending records are checked.
         """
         engine = self._engine
-        pending = self._records_in(TaskStatus.PENDING)
-        queued: set[str] = set()
-        for queue in {record.queue for record in pending}:
-            huey = engine.hueys[queue]
-            for data in huey.storage.enqueued_items():
-                try:
-                    task = huey.deserialize_task(data)
-                except Exception:
-                    # A worker records such a message as failed when it takes it.
-                    logger.debug("queue %s contains an undecodable message", queue.value)
-                    continue
-                if task.args and isinstance(task.args[0], str):
-                    queued.add(task.args[0])
+        unqueued = self._unqueued_pending()
+        if unqueued and grace > 0:
+            if wait is not None and wait(grace):
+                return []
+            unqueued &= self._unqueued_pending()
         requeued = []
-        for record in pending:
-            if record.task_id in queued:
+        for task_id in sorted(unqueued):
+            record = engine.ledger.get(task_id)
+            if record is None or record.status is not TaskStatus.PENDING:
                 continue
             engine.enqueue_message(record.queue, record.task_id, record.priority)
             requeued.append(record.task_id)
@@ -118,6 +116,24 @@ class LostTaskReaper:
                 record.task_id,
             )
         return requeued
+
+    def _unqueued_pending(self) -> set[str]:
+        """Return the ids of PENDING records that no queue message names.
+
+        The messages are read first, so a task submitted in between shows up
+        here too; the check after the grace leaves it out.
+        """
+        from .engine import _task_id_in
+
+        engine = self._engine
+        queued: set[str] = set()
+        for huey in engine.hueys.values():
+            for data in huey.storage.enqueued_items():
+                task_id = _task_id_in(bytes(data).decode("utf-8", errors="replace"))
+                if task_id is not None:
+                    queued.add(task_id)
+        pending = engine.ledger.task_ids(TaskStatus.PENDING, MAX_EXAMINED)
+        return {task_id for task_id in pending if task_id not in queued}
 
     def _records_in(self, status: TaskStatus = TaskStatus.RUNNING) -> list[TaskRecord]:
         service = self._engine.task_service

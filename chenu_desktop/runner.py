@@ -62,8 +62,14 @@ class TaskRunner:
         self._engine = engine
 
     def run(self, task_id: str, worker: WorkerThread) -> None:
+        """Claim a task whose message the worker popped, then run it."""
+        self.run_claimed(task_id, self._claim(task_id, worker), worker)
+
+    def run_claimed(
+        self, task_id: str, record: TaskRecord | None, worker: WorkerThread
+    ) -> None:
+        """Run a task the worker claimed; with None, skip the message of `task_id`."""
         engine = self._engine
-        record = self._claim(task_id, worker)
         if record is None:
             if not worker.stop_event.is_set():
                 self._skip(task_id)

@@ -119,7 +119,7 @@ class LedgerWriter:
         """Apply a batch, retrying until it is written; return False if stopped first."""
         while True:
             try:
-                self._ledger.apply(batch, self._clock())
+                self._ledger.write(batch, self._clock())
             except Exception as exc:
                 if not isinstance(exc, TRANSIENT_ERRORS):
                     # Not an outage: retrying the same batch would stall every
@@ -170,7 +170,7 @@ class LedgerWriter:
         for index, update in enumerate(batch):
             while True:
                 try:
-                    self._ledger.apply([update], self._clock())
+                    self._ledger.write([update], self._clock())
                 except TRANSIENT_ERRORS:
                     with self._condition:
                         if self._stopping:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from chenu_desktop.models import TaskRecord, WorkerInfo
 from chenu_desktop.reaper import parse_worker_id
 
 from engine_helpers import backend_url, open_test_engine, wait_final, wait_status
+
 
 @background_task(name="lost_square", queue=TaskQueue.DEFAULT)
 def square(n: int) -> int:
@@ -262,6 +264,43 @@ def test_pending_without_message_requeued(url: str) -> None:
             assert record.status is TaskStatus.SUCCESS, record.error
             assert record.result == square
             assert record.attempts == 1
+    finally:
+        engine.close()
+
+
+def test_claim_within_grace_not_requeued(url: str) -> None:
+    """A message popped by a live worker just before its claim is left alone."""
+    engine = open_test_engine(url)
+    try:
+        claimed = engine.task_service.submit("lost_square", n=2)
+        orphan = engine.task_service.submit("lost_square", n=3)
+        storage = engine.hueys[TaskQueue.DEFAULT].storage
+        assert storage.dequeue() is not None
+        assert storage.dequeue() is not None
+        waits: list[float] = []
+
+        def claim_during_grace(seconds: float) -> bool:
+            waits.append(seconds)
+            engine.ledger.claim(claimed, "here-1-default-aaaaaa-0", engine.clock())
+            return False
+
+        requeued = engine.pool.reaper.requeue_unqueued(
+            grace=2.0, wait=claim_during_grace
+        )
+
+        assert waits == [2.0]
+        assert requeued == [orphan]
+        assert [json.loads(m)["args"] for m in storage.enqueued_items()] == [[orphan]]
+    finally:
+        engine.close()
+
+
+def test_pending_check_stops_with_the_pool(url: str) -> None:
+    engine = open_test_engine(url)
+    try:
+        engine.task_service.submit("lost_square", n=2)
+        assert engine.hueys[TaskQueue.DEFAULT].storage.dequeue() is not None
+        assert engine.pool.reaper.requeue_unqueued(grace=2.0, wait=lambda _: True) == []
     finally:
         engine.close()
 

@@ -161,6 +161,28 @@ def decode_record(encoded: dict[str, str]) -> TaskRecord:
     return TaskRecord(**values)
 
 
+_CLAIMABLE = frozenset({TaskStatus.PENDING, TaskStatus.SCHEDULED, TaskStatus.RETRYING})
+
+
+def claim_update(task_id: str, worker_id: str, now: float) -> Update:
+    """Return the update of a claim: see `Ledger.claim`."""
+    return Update(
+        task_id,
+        TaskStatus.RUNNING,
+        {
+            "started_at": now,
+            "finished_at": None,
+            "worker": worker_id,
+            "next_attempt_at": None,
+            "progress": None,
+            "progress_message": None,
+        },
+        expected=_CLAIMABLE,
+        increment_attempts=True,
+        require_no_cancel=True,
+    )
+
+
 class Ledger(abc.ABC):
     """Storage of task records shared by every process on one backend."""
 
@@ -201,6 +223,14 @@ class Ledger(abc.ABC):
         with the duration ``finished_at - started_at``.
         """
 
+    def write(self, updates: Sequence[Update], now: float) -> None:
+        """Apply updates as `apply` does, without reading the records back.
+
+        For callers that need no results, such as the batched worker events;
+        a ledger may do it with less work than `apply`.
+        """
+        self.apply(updates, now)
+
     def update(self, update: Update, now: float) -> TaskRecord | None:
         """Apply one update; see `apply`."""
         return self.apply([update], now)[0]
@@ -211,26 +241,7 @@ class Ledger(abc.ABC):
         Returns the record, or None if the task is missing, not in a
         startable status or has a cancel request, in which case it must not run.
         """
-        return self.update(
-            Update(
-                task_id,
-                TaskStatus.RUNNING,
-                {
-                    "started_at": now,
-                    "finished_at": None,
-                    "worker": worker_id,
-                    "next_attempt_at": None,
-                    "progress": None,
-                    "progress_message": None,
-                },
-                expected=frozenset(
-                    {TaskStatus.PENDING, TaskStatus.SCHEDULED, TaskStatus.RETRYING}
-                ),
-                increment_attempts=True,
-                require_no_cancel=True,
-            ),
-            now,
-        )
+        return self.update(claim_update(task_id, worker_id, now), now)
 
     @abc.abstractmethod
     def list_tasks(
@@ -263,6 +274,13 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def count_tasks(self, task_filter: TaskFilter) -> int:
         """Return how many records match."""
+
+    @abc.abstractmethod
+    def task_ids(self, status: TaskStatus, limit: int) -> list[str]:
+        """Return the ids of up to `limit` records in `status`, newest first.
+
+        Cheaper than `list_tasks` for checks that need the ids only.
+        """
 
     @abc.abstractmethod
     def delete_finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:

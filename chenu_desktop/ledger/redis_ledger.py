@@ -61,6 +61,7 @@ from .base import (
     RecentStats,
     Update,
     check_sort,
+    claim_update,
     decode_record,
     encode_fields,
     encode_json,
@@ -132,8 +133,8 @@ local function append_change(id, queue, status, at, deleted)
              'status', status, 'at', at, 'deleted', deleted)
 end
 
-local function index_trigrams(id, first, last)
-  for i = first, last do redis.call('SADD', prefix .. 'tri:' .. ARGV[i], id) end
+local function index_trigrams(args, id, first, last)
+  for i = first, last do redis.call('SADD', prefix .. 'tri:' .. args[i], id) end
 end
 
 local function unindex_trigrams(id, stored)
@@ -244,115 +245,158 @@ count(queue, status, 1)
 if ARGV[8] ~= '' then redis.call('ZADD', prefix .. 'finals', ARGV[8], id) end
 local last = #ARGV
 if KEYS[2] then last = #ARGV - 2 end
-index_trigrams(id, 12 + 2 * nfields, last)
+index_trigrams(ARGV, id, 12 + 2 * nfields, last)
 move_sorts(nil, sort_state(KEYS[1], id))
 if KEYS[2] then redis.call('ZADD', KEYS[2], ARGV[#ARGV], ARGV[#ARGV - 1]) end
 return 1
 """
 
-# KEYS: the task hash.
-# ARGV: prefix, retention, id, now, new status or '', expected statuses joined
+# The apply script's KEYS: the task hash.
+# Its ARGV: prefix, retention, id, now, new status or '', expected statuses joined
 # by ',' (or '*' for any), increment attempts '1'/'0', require no cancel
 # '1'/'0', new created_at score or '', finished_at updated '1'/'0', error
 # updated '1'/'0', trigram JSON or '', field count, field/value pairs, then the
 # trigrams.
+_LUA_APPLY_FUNCTION = """
+-- Apply one update to the task hash `key`; A holds the arguments that the
+-- apply script takes as ARGV. Returns false when the update does not apply.
+local function apply_update(key, A)
+  local id, now = A[3], A[4]
+  local current = redis.call('HMGET', key, 'status', 'queue', 'task_name',
+                             'cancel_requested', 'attempts', '_trigrams', 'history')
+  if not current[1] then return false end
+  local old_status = cjson.decode(current[1])
+  local queue = cjson.decode(current[2])
+  local name = cjson.decode(current[3])
+
+  if A[6] ~= '*' then
+    local allowed = false
+    for status in string.gmatch(A[6], '[^,]+') do
+      if status == old_status then allowed = true end
+    end
+    if not allowed then return false end
+  end
+  if A[8] == '1' and current[4] == 'true' then return false end
+
+  local new_status = old_status
+  if A[5] ~= '' then new_status = A[5] end
+  append_change(id, queue, new_status, now, '0')
+  local old_sorts = sort_state(key, id)
+
+  local nfields = tonumber(A[13])
+  local values = {'status', cjson.encode(new_status), 'updated_at', now}
+  for i = 14, 13 + 2 * nfields do values[#values + 1] = A[i] end
+  if A[7] == '1' then
+    values[#values + 1] = 'attempts'
+    values[#values + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
+  end
+  if new_status ~= old_status then
+    -- Append [status, now] to the JSON list as text: now stays exactly as sent.
+    local entry = '[' .. cjson.encode(new_status) .. ',' .. now .. ']'
+    local history = current[7]
+    if not history or history == '[]' then
+      history = '[' .. entry .. ']'
+    else
+      history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+    end
+    values[#values + 1] = 'history'
+    values[#values + 1] = history
+  end
+  redis.call('HSET', key, unpack(values))
+
+  if A[11] == '1' then
+    unindex_trigrams(id, current[6])
+    if A[12] ~= '' then
+      redis.call('HSET', key, '_trigrams', A[12])
+    else
+      redis.call('HDEL', key, '_trigrams')
+    end
+    index_trigrams(A, id, 14 + 2 * nfields, #A)
+  end
+
+  local score = A[9]
+  if score ~= '' then
+    add_to(fixed_keys(queue, name), score, id)
+  else
+    score = redis.call('ZSCORE', prefix .. 'idx:all', id)
+  end
+  if new_status ~= old_status then
+    remove_from(status_keys(old_status, queue, name), id)
+    count(queue, old_status, -1)
+    count(queue, new_status, 1)
+  end
+  if new_status ~= old_status or A[9] ~= '' then
+    add_to(status_keys(new_status, queue, name), score, id)
+  end
+  move_sorts(old_sorts, sort_state(key, id))
+
+  local times = redis.call('HMGET', key, 'started_at', 'finished_at')
+  if FINAL[new_status] and (not FINAL[old_status] or A[10] == '1') then
+    local finished = times[2]
+    if finished == 'null' then finished = now end
+    redis.call('ZADD', prefix .. 'finals', finished, id)
+  elseif FINAL[old_status] and not FINAL[new_status] then
+    redis.call('ZREM', prefix .. 'finals', id)
+  end
+
+  if old_status == 'running' and (new_status == 'success' or new_status == 'failure') then
+    local started, finished = tonumber(times[1]), tonumber(times[2])
+    local minute = math.floor((finished or tonumber(now)) / 60)
+    local stats = prefix .. 'stats:' .. queue .. ':' .. string.format('%d', minute)
+    if new_status == 'success' then
+      redis.call('HINCRBY', stats, 'succeeded', 1)
+    else
+      redis.call('HINCRBY', stats, 'failed', 1)
+    end
+    if started and finished then
+      local seconds = math.max(0, finished - started)
+      redis.call('HINCRBYFLOAT', stats, 'duration_sum', string.format('%.17g', seconds))
+      redis.call('HINCRBY', stats, 'duration_count', 1)
+      redis.call('HINCRBY', stats, 'b' .. duration_bucket(seconds), 1)
+    end
+    redis.call('EXPIRE', stats, @STATS_TTL@)
+  end
+  return true
+end
+"""
+
 _LUA_APPLY = """
-local key, id, now = KEYS[1], ARGV[3], ARGV[4]
-local current = redis.call('HMGET', key, 'status', 'queue', 'task_name',
-                           'cancel_requested', 'attempts', '_trigrams', 'history')
-if not current[1] then return false end
-local old_status = cjson.decode(current[1])
-local queue = cjson.decode(current[2])
-local name = cjson.decode(current[3])
+if not apply_update(KEYS[1], ARGV) then return false end
+return redis.call('HGETALL', KEYS[1])
+"""
 
-if ARGV[6] ~= '*' then
-  local allowed = false
-  for status in string.gmatch(ARGV[6], '[^,]+') do
-    if status == old_status then allowed = true end
-  end
-  if not allowed then return false end
-end
-if ARGV[8] == '1' and current[4] == 'true' then return false end
+# The same arguments as the apply script; returns 1 or false, not the record.
+_LUA_WRITE = """
+if apply_update(KEYS[1], ARGV) then return 1 end
+return false
+"""
 
-local new_status = old_status
-if ARGV[5] ~= '' then new_status = ARGV[5] end
-append_change(id, queue, new_status, now, '0')
-local old_sorts = sort_state(key, id)
-
-local nfields = tonumber(ARGV[13])
-local values = {'status', cjson.encode(new_status), 'updated_at', now}
-for i = 14, 13 + 2 * nfields do values[#values + 1] = ARGV[i] end
-if ARGV[7] == '1' then
-  values[#values + 1] = 'attempts'
-  values[#values + 1] = string.format('%d', (tonumber(current[5]) or 0) + 1)
+# KEYS: the sorted set of a Huey queue (the layout of huey 3.5's
+# PriorityRedisStorage: an 8-byte prefix before each message), then the key
+# that keeps the last task this worker took.
+# ARGV: the apply script's arguments of a claim with '' as the task id, then
+# the Huey task name that messages must carry.
+# Pops the first message and claims the task it names, if the message has that
+# name and no ETA. Returns false if the queue is empty, else the message and,
+# if the claim applied, the record.
+_LUA_TAKE = """
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+local data = string.sub(popped[1], 9)
+local ok, message = pcall(cjson.decode, data)
+if not ok or type(message) ~= 'table' or message['name'] ~= ARGV[#ARGV]
+    or message['eta'] ~= cjson.null or type(message['args']) ~= 'table'
+    or type(message['args'][1]) ~= 'string' then
+  return {data}
 end
-if new_status ~= old_status then
-  -- Append [status, now] to the JSON list as text: now stays exactly as sent.
-  local entry = '[' .. cjson.encode(new_status) .. ',' .. now .. ']'
-  local history = current[7]
-  if not history or history == '[]' then
-    history = '[' .. entry .. ']'
-  else
-    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
-  end
-  values[#values + 1] = 'history'
-  values[#values + 1] = history
-end
-redis.call('HSET', key, unpack(values))
-
-if ARGV[11] == '1' then
-  unindex_trigrams(id, current[6])
-  if ARGV[12] ~= '' then
-    redis.call('HSET', key, '_trigrams', ARGV[12])
-  else
-    redis.call('HDEL', key, '_trigrams')
-  end
-  index_trigrams(id, 14 + 2 * nfields, #ARGV)
-end
-
-local score = ARGV[9]
-if score ~= '' then
-  add_to(fixed_keys(queue, name), score, id)
-else
-  score = redis.call('ZSCORE', prefix .. 'idx:all', id)
-end
-if new_status ~= old_status then
-  remove_from(status_keys(old_status, queue, name), id)
-  count(queue, old_status, -1)
-  count(queue, new_status, 1)
-end
-if new_status ~= old_status or ARGV[9] ~= '' then
-  add_to(status_keys(new_status, queue, name), score, id)
-end
-move_sorts(old_sorts, sort_state(key, id))
-
-local times = redis.call('HMGET', key, 'started_at', 'finished_at')
-if FINAL[new_status] and (not FINAL[old_status] or ARGV[10] == '1') then
-  local finished = times[2]
-  if finished == 'null' then finished = now end
-  redis.call('ZADD', prefix .. 'finals', finished, id)
-elseif FINAL[old_status] and not FINAL[new_status] then
-  redis.call('ZREM', prefix .. 'finals', id)
-end
-
-if old_status == 'running' and (new_status == 'success' or new_status == 'failure') then
-  local started, finished = tonumber(times[1]), tonumber(times[2])
-  local minute = math.floor((finished or tonumber(now)) / 60)
-  local stats = prefix .. 'stats:' .. queue .. ':' .. string.format('%d', minute)
-  if new_status == 'success' then
-    redis.call('HINCRBY', stats, 'succeeded', 1)
-  else
-    redis.call('HINCRBY', stats, 'failed', 1)
-  end
-  if started and finished then
-    local seconds = math.max(0, finished - started)
-    redis.call('HINCRBYFLOAT', stats, 'duration_sum', string.format('%.17g', seconds))
-    redis.call('HINCRBY', stats, 'duration_count', 1)
-    redis.call('HINCRBY', stats, 'b' .. duration_bucket(seconds), 1)
-  end
-  redis.call('EXPIRE', stats, @STATS_TTL@)
-end
-return redis.call('HGETALL', key)
+local id = message['args'][1]
+local args = {}
+for i = 1, #ARGV - 1 do args[i] = ARGV[i] end
+args[3] = id
+local key = prefix .. 'task:' .. id
+if not apply_update(key, args) then return {data} end
+redis.call('SET', KEYS[2], id, 'EX', 86400)
+return {data, redis.call('HGETALL', key)}
 """
 
 # KEYS: the task hash.
@@ -404,6 +448,11 @@ def _lua(body: str) -> str:
     source = source.replace("@BUCKETS@", ", ".join(repr(b) for b in DURATION_BUCKETS))
     source = source.replace("@SORTS@", ", ".join(f"'{k.value}'" for k in _SCORED_SORTS))
     return source.replace("@STATS_TTL@", str(STATS_RETENTION_MINUTES * 60))
+
+
+def _lua_apply(body: str) -> str:
+    """Return a script that calls the apply function: apply, write or take."""
+    return _lua(_LUA_APPLY_FUNCTION + body)
 
 
 def _text(value: bytes | str) -> str:
@@ -556,7 +605,9 @@ class RedisLedger(Ledger):
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = max(1, round(wait_timeout * 1000))
         self._insert_script = client.register_script(_lua(_LUA_INSERT))
-        self._apply_script = client.register_script(_lua(_LUA_APPLY))
+        self._apply_script = client.register_script(_lua_apply(_LUA_APPLY))
+        self._write_script = client.register_script(_lua_apply(_LUA_WRITE))
+        self._take_script = client.register_script(_lua_apply(_LUA_TAKE))
         self._delete_script = client.register_script(_lua(_LUA_DELETE))
         self._sort_index_script = client.register_script(_lua(_LUA_SORT_INDEX))
         #: Whether `_build_missing_sort_indexes` has run; the first sorted
@@ -757,6 +808,55 @@ class RedisLedger(Ledger):
         return args + trigrams
 
     def apply(self, updates: Sequence[Update], now: float) -> list[TaskRecord | None]:
+        results = self._run_updates(self._apply_script, updates, now)
+        return [
+            decode_record(_decode_pairs(flat)) if flat else None for flat in results
+        ]
+
+    def write(self, updates: Sequence[Update], now: float) -> None:
+        self._run_updates(self._write_script, updates, now)
+
+    def take(
+        self, queue_key: str, message_name: str, worker_id: str, now: float
+    ) -> tuple[bytes, TaskRecord | None] | None:
+        """Pop the first message of a Huey queue and claim its task, in one script.
+
+        Only a message of the Huey task `message_name` without an ETA is
+        claimed. Returns None if the queue is empty, else the message (without
+        Huey's prefix) and the claimed record. The record is None when the
+        message is not claimed or the claim does not apply. The id of the
+        task claimed last is kept for `last_taken`.
+        """
+        args = self._update_args(claim_update("", worker_id, now), _score(now))
+        keys = [queue_key, self._key("taken", worker_id)]
+        args.append(message_name)
+        if self._wait_replicas:
+            pipe = self._client.pipeline(transaction=False)
+            self._take_script(keys, args, client=pipe)
+            self._add_wait(pipe)
+            reply = self._check_replicated(pipe.execute(), "(taken from a queue)")[0]
+        else:
+            # A script called on a pipeline costs a SCRIPT EXISTS round trip
+            # first; called on its own, it is one EVALSHA.
+            reply = self._take_script(keys, args)
+        if not reply:
+            return None
+        data = reply[0] if isinstance(reply[0], bytes) else reply[0].encode()
+        if len(reply) < 2:
+            return data, None
+        return data, decode_record(_decode_pairs(reply[1]))
+
+    def last_taken(self, worker_id: str) -> str | None:
+        """Return the id of the task `take` claimed last for this worker, if any.
+
+        When the reply of a take is lost, this is the task it claimed, if any.
+        """
+        value = self._client.get(self._key("taken", worker_id))
+        return None if value is None else _text(value)
+
+    def _run_updates(
+        self, script: Any, updates: Sequence[Update], now: float
+    ) -> list[Any]:
         if not updates:
             return []
         stamp = _score(now)
@@ -764,14 +864,15 @@ class RedisLedger(Ledger):
         calls = [
             (self._task_key(u.task_id), self._update_args(u, stamp)) for u in updates
         ]
+        if len(calls) == 1 and not self._wait_replicas:
+            # One EVALSHA, without the SCRIPT EXISTS a pipeline sends first.
+            key, args = calls[0]
+            return [script([key], args)]
         pipe = self._client.pipeline(transaction=False)
         for key, args in calls:
-            self._apply_script([key], args, client=pipe)
+            script([key], args, client=pipe)
         self._add_wait(pipe)
-        results = self._check_replicated(pipe.execute(), updates[0].task_id)
-        return [
-            decode_record(_decode_pairs(flat)) if flat else None for flat in results
-        ]
+        return self._check_replicated(pipe.execute(), updates[0].task_id)
 
     def delete_finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:
         if limit < 1:
@@ -811,6 +912,11 @@ class RedisLedger(Ledger):
             )
         plan = self._plan(task_filter)
         return self._fetch_records(self._page(plan, offset, limit, ascending))
+
+    def task_ids(self, status: TaskStatus, limit: int) -> list[str]:
+        if limit < 1:
+            return []
+        return self._page(self._plan(TaskFilter(status=TaskStatus(status))), 0, limit)
 
     def _sorted_page(
         self,

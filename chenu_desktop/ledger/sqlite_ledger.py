@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 from ..models import (
     Change,
@@ -29,6 +29,7 @@ from .base import (
     RecentStats,
     Update,
     check_sort,
+    claim_update,
     duration_bucket,
     encode_json,
     percentile_from_histogram,
@@ -226,6 +227,10 @@ _FINISHED = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
 _TRIM_EVERY = 1000
 
 
+#: The columns `write` reads back: those of the per-minute figures.
+_FIGURE_COLUMNS = "queue, status, started_at, finished_at"
+
+
 def _to_column(name: str, value: Any) -> Any:
     if name in _JSON_FIELDS:
         return None if value is None and name == "result" else encode_json(value)
@@ -416,28 +421,84 @@ class SqliteLedger(Ledger):
         return None if row is None else _to_record(row)
 
     def apply(self, updates: Sequence[Update], now: float) -> list[TaskRecord | None]:
-        results: list[TaskRecord | None] = []
+        rows = self._apply_rows(updates, now, _COLUMNS)
+        return [None if row is None else _to_record(row) for row in rows]
+
+    def write(self, updates: Sequence[Update], now: float) -> None:
+        self._apply_rows(updates, now, _FIGURE_COLUMNS)
+
+    def take(
+        self,
+        queue_name: str,
+        worker_id: str,
+        now: float,
+        task_id_of: Callable[[bytes], str | None],
+    ) -> tuple[bytes, TaskRecord | None] | None:
+        """Pop the first message of a Huey queue and claim its task, in one transaction.
+
+        The queue is Huey's ``task`` table in this file (the layout of huey
+        3.5's SqliteStorage), and `queue_name` its queue column. `task_id_of`
+        reads the task id from a message. Returns None if the queue is empty,
+        else the message and the claimed record. The record is None when the
+        message names no task or the claim does not apply.
+        """
+        conn = self._connection()
+        # A read first, so that idle workers polling take no write lock.
+        if (
+            conn.execute(
+                "SELECT 1 FROM task WHERE queue = ? LIMIT 1", (queue_name,)
+            ).fetchone()
+            is None
+        ):
+            return None
+        applied = False
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id, data FROM task WHERE queue = ? "
+                "ORDER BY priority DESC, id LIMIT 1",
+                (queue_name,),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM task WHERE id = ?", (row[0],))
+            data = bytes(row[1])
+            task_id = task_id_of(data)
+            claimed = None
+            if task_id is not None:
+                claimed, _ = self._apply_one(
+                    conn, claim_update(task_id, worker_id, now), now, _COLUMNS
+                )
+                applied = claimed is not None
+        self._note_changes(int(applied))
+        return data, None if claimed is None else _to_record(claimed)
+
+    def _apply_rows(
+        self, updates: Sequence[Update], now: float, returning: str
+    ) -> list[sqlite3.Row | None]:
+        """Apply updates in one transaction; return the `returning` columns of each."""
+        results: list[sqlite3.Row | None] = []
         finished: dict[tuple[str, int], list[tuple[TaskStatus, float]]] = {}
         with self._write() as conn:
             for update in updates:
-                record, ended_run = self._apply_one(conn, update, now)
-                results.append(record)
-                if record is None or not ended_run:
+                row, ended_run = self._apply_one(conn, update, now, returning)
+                results.append(row)
+                if row is None or not ended_run:
                     continue
-                if record.started_at is None or record.finished_at is None:
+                started, ended = row["started_at"], row["finished_at"]
+                if started is None or ended is None:
                     continue
-                minute = int(record.finished_at // 60)
-                duration = max(0.0, record.finished_at - record.started_at)
-                finished.setdefault((record.queue.value, minute), []).append(
-                    (record.status, duration)
+                minute = int(ended // 60)
+                duration = max(0.0, ended - started)
+                finished.setdefault((row["queue"], minute), []).append(
+                    (TaskStatus(row["status"]), duration)
                 )
             self._add_minute_figures(conn, finished)
         self._note_changes(sum(1 for r in results if r is not None))
         return results
 
     def _apply_one(
-        self, conn: sqlite3.Connection, update: Update, now: float
-    ) -> tuple[TaskRecord | None, bool]:
+        self, conn: sqlite3.Connection, update: Update, now: float, returning: str
+    ) -> tuple[sqlite3.Row | None, bool]:
         """Apply one update; also return whether it ended a run (RUNNING to done)."""
         row = conn.execute(
             "SELECT status, cancel_requested, history FROM chenu_task WHERE task_id = ?",
@@ -468,11 +529,11 @@ class SqliteLedger(Ledger):
         params.append(update.task_id)
         updated = conn.execute(
             f"UPDATE chenu_task SET {', '.join(assignments)} WHERE task_id = ? "
-            f"RETURNING {_COLUMNS}",
+            f"RETURNING {returning}",
             params,
         ).fetchone()
         ended_run = status is TaskStatus.RUNNING and update.status in _FINISHED
-        return _to_record(updated), ended_run
+        return updated, ended_run
 
     def _add_minute_figures(
         self,
@@ -586,6 +647,14 @@ class SqliteLedger(Ledger):
         sql, params = self.list_query(task_filter, limit, offset, ascending, sort)
         rows = self._connection().execute(sql, params)
         return [_to_record(row) for row in rows]
+
+    def task_ids(self, status: TaskStatus, limit: int) -> list[str]:
+        rows = self._connection().execute(
+            "SELECT task_id FROM chenu_task WHERE status = ? "
+            "ORDER BY created_at DESC, task_id DESC LIMIT ?",
+            (TaskStatus(status).value, max(0, limit)),
+        )
+        return [row[0] for row in rows]
 
     def list_query(
         self,
