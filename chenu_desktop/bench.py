@@ -278,10 +278,12 @@ def only_queue(queue: TaskQueue, workers: int) -> dict[TaskQueue, int]:
 def open_bench_engine(
     url: str, namespace: str, workers: dict[TaskQueue, int]
 ) -> Engine:
-    """Open an engine with the bench's tasks; its workers are not started."""
-    config = Config(
-        backend=url, namespace=namespace, workers=dict(workers), heartbeat_interval=1.0
-    )
+    """Open an engine with the bench's tasks; its workers are not started.
+
+    Every other setting is the default, so idle CPU and latencies are those
+    of the shipped configuration.
+    """
+    config = Config(backend=url, namespace=namespace, workers=dict(workers))
     return Engine(config, engine_registry())
 
 

@@ -31,8 +31,9 @@ logger = logging.getLogger("chenu.pool")
 
 #: Shortest wait of an idle SQLite worker; it doubles up to the poll interval.
 _MIN_POLL = 0.01
-#: How often the scheduler moves due tasks from Huey's schedule to its queue.
-_SCHEDULE_INTERVAL = 0.5
+#: How often the scheduler moves due tasks from Huey's schedule to its queue,
+#: as often as Huey's own consumer does by default.
+_SCHEDULE_INTERVAL = 1.0
 #: Seconds a popped message may wait for its claim before the start check
 #: counts its task as pending without a message.
 _POP_GRACE = 2.0
@@ -183,6 +184,9 @@ class WorkerThread(threading.Thread):
         )
         #: The time of a take whose reply was lost, so it may have claimed a task.
         unconfirmed: float | None = None
+        #: True after a blocking pop found the Redis queue empty: the worker
+        #: blocks again rather than sending a take that would find it empty too.
+        waiting = False
         logger.debug("worker %s started", self.worker_id)
         while not self.stop_event.is_set():
             if runtime.paused:
@@ -196,7 +200,9 @@ class WorkerThread(threading.Thread):
                     if recovered is not None:
                         engine.runner.run_claimed(recovered.task_id, recovered, self)
                         continue
-                popped = engine.take(runtime.queue, self.worker_id, now)
+                popped = None
+                if not waiting:
+                    popped = engine.take(runtime.queue, self.worker_id, now)
             except Exception:
                 if unconfirmed is None and isinstance(huey.storage, RedisStorage):
                     unconfirmed = now
@@ -232,6 +238,7 @@ class WorkerThread(threading.Thread):
                 self.stop_event.wait(min(5.0, delay * 10))
                 delay = min(runtime.pool.poll_interval, delay * 2)
                 continue
+            waiting = data is None
             if data is not None:
                 self._handle_message(data)
         logger.debug("worker %s stopped", self.worker_id)
