@@ -1096,7 +1096,8 @@ def test_sqlite_sorted_pages_use_indexes(
         def plan_of(task_filter: TaskFilter, ascending: bool) -> list[str]:
             sql, params = ledger.list_query(task_filter, 50, 0, ascending, sort)
             return [
-                row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                row[3]
+                for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             ]
 
         # A status with many records: the page comes straight off an index.
@@ -1323,6 +1324,27 @@ def test_queue_stats(ledger: Ledger) -> None:
     assert stats[TaskQueue.LOW].workers_total == 1
     assert stats[TaskQueue.LOW].oldest_waiting_age is None
     assert stats[TaskQueue.LOW].total == 0
+
+
+def test_queue_stats_match_recent_stats(ledger: Ledger) -> None:
+    """Each queue's figures are its own, whichever way a ledger reads them."""
+    finish(ledger, "m-1", SUCCESS, T0 + 10, seconds=1.0, queue=TaskQueue.HIGH)
+    finish(ledger, "m-2", FAILURE, T0 + 70, seconds=3.0, queue=TaskQueue.LOW)
+    finish(ledger, "m-3", SUCCESS, T0 + 75, seconds=5.0, queue=TaskQueue.SCHEDULED)
+    ledger.insert(make_record("m-4", queue=TaskQueue.SCHEDULED, created_at=T0 + 5))
+    now = T0 + 130
+
+    stats = ledger.queue_stats(now, [], set())
+
+    for queue in TaskQueue:
+        recent = ledger.recent_stats(queue, now)
+        assert stats[queue].throughput_per_minute == recent.throughput_per_minute
+        assert stats[queue].succeeded_last_hour == recent.succeeded_last_hour
+        assert stats[queue].failed_last_hour == recent.failed_last_hour
+        assert stats[queue].mean_duration == recent.mean_duration
+    assert stats[TaskQueue.LOW].failed_last_hour == 1
+    assert stats[TaskQueue.SCHEDULED].mean_duration == pytest.approx(5.0)
+    assert stats[TaskQueue.SCHEDULED].oldest_waiting_age == 125.0
 
 
 # --- change feed --------------------------------------------------------
@@ -1577,7 +1599,9 @@ def test_redis_builds_missing_sort_indexes(redis_url: str) -> None:
 
 
 @pytest.mark.parametrize("ascending", [False, True], ids=["descending", "ascending"])
-@pytest.mark.parametrize("sort", [TaskSort.STARTED, TaskSort.DURATION, TaskSort.PRIORITY])
+@pytest.mark.parametrize(
+    "sort", [TaskSort.STARTED, TaskSort.DURATION, TaskSort.PRIORITY]
+)
 def test_redis_sorted_queue_walk(
     redis_url: str, sort: TaskSort, ascending: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -364,22 +364,43 @@ class Ledger(abc.ABC):
     ) -> dict[TaskQueue, QueueStats]:
         """Combine counters, recent figures and heartbeats into per-queue stats."""
         counts = self.status_counts()
-        stats: dict[TaskQueue, QueueStats] = {}
-        for queue in TaskQueue:
-            recent = self.recent_stats(queue, now)
-            oldest = self.oldest_created(queue, TaskStatus.PENDING)
-            queue_workers = [w for w in workers if w.queue is queue]
-            stats[queue] = QueueStats(
-                queue=queue,
-                counts=dict(counts.get(queue, {})),
-                succeeded_last_hour=recent.succeeded_last_hour,
-                failed_last_hour=recent.failed_last_hour,
-                throughput_per_minute=recent.throughput_per_minute,
-                mean_duration=recent.mean_duration,
-                p95_duration=recent.p95_duration,
-                oldest_waiting_age=None if oldest is None else max(0.0, now - oldest),
-                workers_busy=sum(1 for w in queue_workers if w.state == "busy"),
-                workers_total=len(queue_workers),
-                paused=queue in paused,
+        return {
+            queue: queue_stats_of(
+                queue,
+                counts,
+                self.recent_stats(queue, now),
+                self.oldest_created(queue, TaskStatus.PENDING),
+                now,
+                workers,
+                paused,
             )
-        return stats
+            for queue in TaskQueue
+        }
+
+
+def queue_stats_of(
+    queue: TaskQueue,
+    counts: dict[TaskQueue, dict[TaskStatus, int]],
+    recent: RecentStats,
+    oldest_pending: float | None,
+    now: float,
+    workers: Sequence[WorkerInfo],
+    paused: Collection[TaskQueue],
+) -> QueueStats:
+    """Return the stats of one queue from the figures `Ledger.queue_stats` reads."""
+    queue_workers = [w for w in workers if w.queue is queue]
+    return QueueStats(
+        queue=queue,
+        counts=dict(counts.get(queue, {})),
+        succeeded_last_hour=recent.succeeded_last_hour,
+        failed_last_hour=recent.failed_last_hour,
+        throughput_per_minute=recent.throughput_per_minute,
+        mean_duration=recent.mean_duration,
+        p95_duration=recent.p95_duration,
+        oldest_waiting_age=(
+            None if oldest_pending is None else max(0.0, now - oldest_pending)
+        ),
+        workers_busy=sum(1 for w in queue_workers if w.state == "busy"),
+        workers_total=len(queue_workers),
+        paused=queue in paused,
+    )

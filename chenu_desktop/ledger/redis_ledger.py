@@ -46,6 +46,7 @@ from ..models import (
     FINAL_STATUSES,
     Change,
     ChangeBatch,
+    QueueStats,
     TaskFilter,
     TaskQueue,
     TaskRecord,
@@ -66,6 +67,7 @@ from .base import (
     encode_fields,
     encode_json,
     percentile_from_histogram,
+    queue_stats_of,
 )
 
 logger = logging.getLogger("chenu.ledger")
@@ -517,6 +519,40 @@ def _fixes_key(task_filter: TaskFilter, key: TaskSort) -> bool:
     if key is TaskSort.TASK_NAME:
         return task_filter.task_name is not None
     return False
+
+
+def _parse_counts(stored: dict[Any, Any]) -> dict[TaskQueue, dict[TaskStatus, int]]:
+    """Return the counters of the ``counts`` hash by queue and status, zeros left out."""
+    counts: dict[TaskQueue, dict[TaskStatus, int]] = {}
+    for field, value in stored.items():
+        queue, status = _text(field).split(":", 1)
+        number = int(value)
+        if number:
+            counts.setdefault(TaskQueue(queue), {})[TaskStatus(status)] = number
+    return counts
+
+
+def _recent_from(replies: Sequence[dict[Any, Any]], minutes: int) -> RecentStats:
+    """Return the recent figures of the per-minute hashes of one queue, oldest first."""
+    figures = [{_text(k): _text(v) for k, v in f.items()} for f in replies]
+    throughput = [
+        int(f.get("succeeded", 0)) + int(f.get("failed", 0))
+        for f in figures[len(figures) - minutes :]
+    ]
+    hour = figures[-60:]
+    histogram = [
+        sum(int(f.get(f"b{i}", 0)) for f in hour)
+        for i in range(len(DURATION_BUCKETS) + 1)
+    ]
+    duration_sum = sum(float(f.get("duration_sum", 0)) for f in hour)
+    duration_count = sum(int(f.get("duration_count", 0)) for f in hour)
+    return RecentStats(
+        succeeded_last_hour=sum(int(f.get("succeeded", 0)) for f in hour),
+        failed_last_hour=sum(int(f.get("failed", 0)) for f in hour),
+        throughput_per_minute=throughput,
+        mean_duration=duration_sum / duration_count if duration_count else None,
+        p95_duration=percentile_from_histogram(histogram, 0.95),
+    )
 
 
 def _decode_pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
@@ -1309,13 +1345,7 @@ class RedisLedger(Ledger):
     # --- counters and figures --------------------------------------------
 
     def status_counts(self) -> dict[TaskQueue, dict[TaskStatus, int]]:
-        counts: dict[TaskQueue, dict[TaskStatus, int]] = {}
-        for field, value in self._client.hgetall(self._key("counts")).items():
-            queue, status = _text(field).split(":", 1)
-            number = int(value)
-            if number:
-                counts.setdefault(TaskQueue(queue), {})[TaskStatus(status)] = number
-        return counts
+        return _parse_counts(self._client.hgetall(self._key("counts")))
 
     def oldest_created(self, queue: TaskQueue, status: TaskStatus) -> float | None:
         oldest = self._client.zrange(
@@ -1328,31 +1358,46 @@ class RedisLedger(Ledger):
     ) -> RecentStats:
         if minutes < 0:
             raise ValueError(f"minutes must be >= 0, not {minutes}")
+        pipe = self._client.pipeline(transaction=False)
+        self._queue_minutes(pipe, queue, now, minutes)
+        return _recent_from(pipe.execute(), minutes)
+
+    def _queue_minutes(
+        self, pipe: Any, queue: TaskQueue, now: float, minutes: int
+    ) -> None:
+        """Queue the reads of a queue's per-minute hashes, oldest first, on `pipe`."""
         current = _minute(now)
         span = max(minutes, 60)
-        pipe = self._client.pipeline(transaction=False)
         for minute in range(current - span + 1, current + 1):
             pipe.hgetall(self._key("stats", queue.value, str(minute)))
-        figures = [{_text(k): _text(v) for k, v in f.items()} for f in pipe.execute()]
 
-        throughput = [
-            int(f.get("succeeded", 0)) + int(f.get("failed", 0))
-            for f in figures[len(figures) - minutes :]
-        ]
-        hour = figures[-60:]
-        histogram = [
-            sum(int(f.get(f"b{i}", 0)) for f in hour)
-            for i in range(len(DURATION_BUCKETS) + 1)
-        ]
-        duration_sum = sum(float(f.get("duration_sum", 0)) for f in hour)
-        duration_count = sum(int(f.get("duration_count", 0)) for f in hour)
-        return RecentStats(
-            succeeded_last_hour=sum(int(f.get("succeeded", 0)) for f in hour),
-            failed_last_hour=sum(int(f.get("failed", 0)) for f in hour),
-            throughput_per_minute=throughput,
-            mean_duration=duration_sum / duration_count if duration_count else None,
-            p95_duration=percentile_from_histogram(histogram, 0.95),
-        )
+    def queue_stats(
+        self,
+        now: float,
+        workers: Sequence[WorkerInfo],
+        paused: Collection[TaskQueue],
+    ) -> dict[TaskQueue, QueueStats]:
+        # Every read in one round trip, where the generic version takes eleven.
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._key("counts"))
+        for queue in TaskQueue:
+            pipe.zrange(
+                self._index_key(TaskStatus.PENDING, queue), 0, 0, withscores=True
+            )
+            self._queue_minutes(pipe, queue, now, 15)
+        replies = pipe.execute()
+        counts = _parse_counts(replies[0])
+        per_queue = 1 + max(15, 60)
+        stats: dict[TaskQueue, QueueStats] = {}
+        for index, queue in enumerate(TaskQueue):
+            first = 1 + index * per_queue
+            oldest_reply = replies[first]
+            recent = _recent_from(replies[first + 1 : first + per_queue], 15)
+            oldest = oldest_reply[0][1] if oldest_reply else None
+            stats[queue] = queue_stats_of(
+                queue, counts, recent, oldest, now, workers, paused
+            )
+        return stats
 
     # --- change feed -----------------------------------------------------
 
