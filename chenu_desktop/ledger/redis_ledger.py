@@ -223,16 +223,19 @@ end
 
 # KEYS: the task hash, then optionally a sorted set of Huey messages.
 # ARGV: prefix, retention, id, queue, status, name, created_at score, `finals`
-# score or '', change time, trigram JSON or '', field count, field/value pairs,
-# the trigrams, then with the second key the message and its score.
+# score or '', change time, trigram JSON or '', the fields as one JSON object
+# of their stored texts, the trigrams, then with the second key the message
+# and its score.
 _LUA_INSERT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local id, queue, status, name = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local nfields = tonumber(ARGV[11])
 append_change(id, queue, status, ARGV[9], '0')
 
 local values = {}
-for i = 12, 11 + 2 * nfields do values[#values + 1] = ARGV[i] end
+for field, text in pairs(cjson.decode(ARGV[11])) do
+  values[#values + 1] = field
+  values[#values + 1] = text
+end
 if ARGV[10] ~= '' then
   values[#values + 1] = '_trigrams'
   values[#values + 1] = ARGV[10]
@@ -247,7 +250,7 @@ count(queue, status, 1)
 if ARGV[8] ~= '' then redis.call('ZADD', prefix .. 'finals', ARGV[8], id) end
 local last = #ARGV
 if KEYS[2] then last = #ARGV - 2 end
-index_trigrams(ARGV, id, 12 + 2 * nfields, last)
+index_trigrams(ARGV, id, 12, last)
 move_sorts(nil, sort_state(KEYS[1], id))
 if KEYS[2] then redis.call('ZADD', KEYS[2], ARGV[#ARGV], ARGV[#ARGV - 1]) end
 return 1
@@ -753,11 +756,11 @@ class RedisLedger(Ledger):
             finals_score,
             _score(record.updated_at or record.created_at),
             json.dumps(trigrams) if trigrams else "",
-            len(encoded),
+            # One argument instead of a pair per field: the client packs each
+            # argument in Python, which cost more than the script's decode.
+            json.dumps(encoded, ensure_ascii=False, separators=(",", ":")),
+            *trigrams,
         ]
-        for name, value in encoded.items():
-            args += [name, value]
-        args += trigrams
         keys = [self._task_key(record.task_id)]
         if message is not None:
             keys.append(message.key)
