@@ -93,6 +93,10 @@ SMALL_SORT_SET = 10_000
 
 #: Members read per round trip when a name index must be checked member by member.
 _SCAN_CHUNK = 256
+#: Newest records a text-filtered page reads in order before it takes the
+#: text plan, and how many it reads per round trip; see `_text_scan`.
+TEXT_SCAN_ROWS = 4000
+_TEXT_SCAN_CHUNK = 1000
 
 _WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkerInfo))
 
@@ -949,8 +953,49 @@ class RedisLedger(Ledger):
             return self._fetch_records(
                 self._sorted_page(task_filter, key, offset, limit, ascending)
             )
+        if task_filter.text:
+            found = self._text_scan(task_filter, offset, limit, ascending)
+            if found is not None:
+                return self._fetch_records(found)
         plan = self._plan(task_filter)
         return self._fetch_records(self._page(plan, offset, limit, ascending))
+
+    def _text_scan(
+        self, task_filter: TaskFilter, offset: int, limit: int, ascending: bool
+    ) -> list[str] | None:
+        """Return the ids of a text-filtered page from the newest records, or None.
+
+        The text plan reads every task whose error contains the text's
+        trigrams (about a second for 33,000 such tasks in the bench), so the newest
+        TEXT_SCAN_ROWS records that pass the other criteria are read in
+        order first and tested here. If they contain the page, or are all
+        there is, no other record can belong to it. Otherwise the caller gets
+        None and takes the text plan.
+        """
+        text = task_filter.text or ""
+        folded = text.casefold()
+        plan = self._plan(dataclasses.replace(task_filter, text=None))
+        need = offset + limit
+        found: list[str] = []
+        read = 0
+        while read < TEXT_SCAN_ROWS:
+            task_ids = self._page(plan, read, _TEXT_SCAN_CHUNK, ascending)
+            pipe = self._client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.hmget(self._task_key(task_id), ("task_name", "error"))
+            for task_id, (name, error) in zip(task_ids, pipe.execute()):
+                if name is None:
+                    continue  # deleted since the index was read
+                if task_id.startswith(text) or folded in json.loads(name).casefold():
+                    found.append(task_id)
+                elif len(folded) >= 3 and folded in _error_search_text(
+                    json.loads(error)
+                ):
+                    found.append(task_id)
+            if len(found) >= need or len(task_ids) < _TEXT_SCAN_CHUNK:
+                return found[offset:need]
+            read += len(task_ids)
+        return None
 
     def task_ids(self, status: TaskStatus, limit: int) -> list[str]:
         if limit < 1:

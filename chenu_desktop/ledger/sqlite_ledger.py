@@ -62,6 +62,10 @@ SORT_EXPRESSIONS = {
 #: the sort key's index past the rows of other statuses.
 SMALL_STATUS_SET = 10_000
 
+#: Newest records a text-filtered page reads in order before it collects every
+#: match through the indexes; see `SqliteLedger._text_scan`.
+TEXT_SCAN_ROWS = 20_000
+
 
 def _sort_indexes() -> str:
     """Return one index per sort key that the base indexes do not serve.
@@ -586,11 +590,13 @@ class SqliteLedger(Ledger):
         task_filter: TaskFilter,
         queue_index: bool = True,
         status_index: bool = True,
+        text_by_row: bool = False,
     ) -> tuple[str, list[Any]]:
         """Return the WHERE clause of a filter and its parameters.
 
         Without `queue_index` or `status_index`, that test is written
         ``+queue`` or ``+status`` so that the planner cannot pick its index.
+        With `text_by_row`, the text is tested on each row (see `_text_scan`).
         """
         clauses: list[str] = []
         params: list[Any] = []
@@ -610,14 +616,18 @@ class SqliteLedger(Ledger):
             clauses.append("created_at <= ?")
             params.append(task_filter.created_before)
         if task_filter.text:
-            text_clause, text_params = self._text_clause(task_filter.text)
+            text_clause, text_params = self._text_clause(task_filter.text, text_by_row)
             clauses.append(text_clause)
             params.extend(text_params)
         where = " AND ".join(clauses) if clauses else "1"
         return where, params
 
-    def _text_clause(self, text: str) -> tuple[str, list[Any]]:
-        """Match an id prefix, a name substring or an error substring, by index."""
+    def _text_clause(self, text: str, by_row: bool = False) -> tuple[str, list[Any]]:
+        """Match an id prefix, a name substring or an error substring.
+
+        The full-text index finds the errors, unless `by_row`: then LIKE tests
+        each row's error, which matches the same rows for ASCII text.
+        """
         options = ["(task_id >= ? AND task_id < ?)"]
         params: list[Any] = [text, text + "\U0010ffff"]
         needle = text.casefold()
@@ -629,12 +639,53 @@ class SqliteLedger(Ledger):
         if names:
             options.append(f"task_name IN ({', '.join('?' for _ in names)})")
             params.extend(names)
-        if len(text) >= 3:
+        if len(text) >= 3 and by_row:
+            options.append("error LIKE ? ESCAPE '\\'")
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        elif len(text) >= 3:
             options.append(
                 "id IN (SELECT rowid FROM chenu_error_fts WHERE chenu_error_fts MATCH ?)"
             )
             params.append(_fts_phrase(text))
         return "(" + " OR ".join(options) + ")", params
+
+    def _text_scan(
+        self, task_filter: TaskFilter, limit: int, offset: int, ascending: bool
+    ) -> list[TaskRecord] | None:
+        """Return a text-filtered page from the newest records, or None.
+
+        Collecting every match of a common text and sorting them takes a
+        while (about 230 ms for 100,000 matches in the bench), so the newest
+        TEXT_SCAN_ROWS records are read in order first, testing each. If
+        they contain the whole page, or are all there is, no other record can
+        belong to it. Otherwise the caller gets None and collects the matches.
+        LIKE folds the case of ASCII letters only, so other text always takes
+        the full-text index.
+        """
+        if not task_filter.text.isascii():
+            return None
+        conn = self._connection()
+        direction = "ASC" if ascending else "DESC"
+        order = f"ORDER BY created_at {direction}, task_id {direction}"
+        edge = conn.execute(
+            f"SELECT created_at FROM chenu_task {order} LIMIT 1 OFFSET ?",
+            (TEXT_SCAN_ROWS - 1,),
+        ).fetchone()
+        where, params = self._where(task_filter, text_by_row=True)
+        if edge is not None:
+            # Ties at the edge may add a few rows, never leave one out.
+            where += " AND created_at <= ?" if ascending else " AND created_at >= ?"
+            params.append(edge[0])
+        # The creation index gives the order, so the scan stops at the page's end.
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM chenu_task INDEXED BY chenu_task_created "
+            f"WHERE {where} {order} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        if len(rows) < limit and edge is not None:
+            return None
+        return [_to_record(row) for row in rows]
 
     def list_tasks(
         self,
@@ -644,6 +695,10 @@ class SqliteLedger(Ledger):
         ascending: bool = False,
         sort: TaskSort = TaskSort.CREATED,
     ) -> list[TaskRecord]:
+        if task_filter.text and check_sort(self, sort) is TaskSort.CREATED and limit:
+            page = self._text_scan(task_filter, limit, offset, ascending)
+            if page is not None:
+                return page
         sql, params = self.list_query(task_filter, limit, offset, ascending, sort)
         rows = self._connection().execute(sql, params)
         return [_to_record(row) for row in rows]
