@@ -21,7 +21,15 @@ from chenu_desktop.models import TaskFilter, TaskQueue, TaskRecord, TaskStatus
 
 T0 = 1_700_000_000.0
 NAMES = ["backup.nightly", "reports.build", "mail.send"]
-ERRORS = [None, None, "Connection timed out", "disk full", "50% done_ok", "Ünïcode"]
+ERRORS = [
+    None,
+    None,
+    "Connection timed out",
+    "disk full",
+    "50% done_ok",
+    "Ünïcode",
+    "Große Straße",
+]
 
 
 def make_records() -> list[TaskRecord]:
@@ -82,7 +90,19 @@ def by_indexes(
 
 @pytest.mark.parametrize(
     "text",
-    ["backup", "TIMED OUT", "disk", "50%", "done_", "0012", "none-such", "ünï", "ma"],
+    [
+        "backup",
+        "TIMED OUT",
+        "disk",
+        "50%",
+        "done_",
+        "0012",
+        "none-such",
+        "ünï",
+        "ma",
+        # ASCII text that matches only once "ß" folds to "ss".
+        "strasse",
+    ],
 )
 @pytest.mark.parametrize("ascending", [False, True])
 @pytest.mark.parametrize("offset", [0, 7, 60])

@@ -96,7 +96,7 @@ _SCAN_CHUNK = 256
 #: Newest records a text-filtered page reads in order before it takes the
 #: text plan, and how many it reads per round trip; see `_text_scan`.
 TEXT_SCAN_ROWS = 4000
-_TEXT_SCAN_CHUNK = 1000
+_TEXT_SCAN_CHUNK = 400
 
 _WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkerInfo))
 
@@ -408,6 +408,72 @@ redis.call('SET', KEYS[2], id, 'EX', 86400)
 return {data, redis.call('HGETALL', key)}
 """
 
+# KEYS: one index of task ids scored by creation time.
+# ARGV: prefix, retention, lowest and highest score, '1' for oldest first,
+# matches wanted, most rows to read, rows per read, the text, the text in
+# lower case (ASCII only), '1' to test errors, characters of an error tested.
+# Reads the index in order and tests each task's id, name and error against
+# the text. Returns the ids that match or may match, a string with 'y' (a
+# match) or '?' (non-ASCII text that the caller must fold) for each, and 1
+# if the index had no more rows. It stops early when the matches read so far
+# promise no full page within the most rows.
+_LUA_TEXT_SCAN = """
+local key, low, high = KEYS[1], ARGV[3], ARGV[4]
+local ascending = ARGV[5] == '1'
+local need, most, chunk = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local text, needle = ARGV[9], ARGV[10]
+local errors, error_chars = ARGV[11] == '1', tonumber(ARGV[12])
+local ids, flags, matches, read = {}, {}, 0, 0
+
+local function verdict(id, name, err)
+  if string.sub(id, 1, #text) == text then return 'y' end
+  local undecided = false
+  name = cjson.decode(name)
+  if string.find(name, '[\\128-\\255]') then
+    undecided = true
+  elseif string.find(string.lower(name), needle, 1, true) then
+    return 'y'
+  end
+  if errors and err then
+    err = cjson.decode(err)
+    if type(err) == 'string' then
+      if string.find(err, '[\\128-\\255]') then
+        undecided = true
+      elseif string.find(string.lower(string.sub(err, 1, error_chars)), needle, 1, true) then
+        return 'y'
+      end
+    end
+  end
+  if undecided then return '?' end
+  return nil
+end
+
+while read < most do
+  local batch
+  if ascending then
+    batch = redis.call('ZRANGEBYSCORE', key, low, high, 'LIMIT', read, chunk)
+  else
+    batch = redis.call('ZREVRANGEBYSCORE', key, high, low, 'LIMIT', read, chunk)
+  end
+  for _, id in ipairs(batch) do
+    local v = redis.call('HMGET', prefix .. 'task:' .. id, 'task_name', 'error')
+    if v[1] then
+      local flag = verdict(id, v[1], v[2])
+      if flag then
+        ids[#ids + 1] = id
+        flags[#flags + 1] = flag
+        if flag == 'y' then matches = matches + 1 end
+        if matches >= need then return {ids, table.concat(flags), 0} end
+      end
+    end
+  end
+  read = read + #batch
+  if #batch < chunk then return {ids, table.concat(flags), 1} end
+  if matches * most < need * read then return {ids, table.concat(flags), 0} end
+end
+return {ids, table.concat(flags), 0}
+"""
+
 # KEYS: the task hash.
 # ARGV: prefix, retention, id, cutoff, change time.
 _LUA_DELETE = """
@@ -651,6 +717,7 @@ class RedisLedger(Ledger):
         self._apply_script = client.register_script(_lua_apply(_LUA_APPLY))
         self._write_script = client.register_script(_lua_apply(_LUA_WRITE))
         self._take_script = client.register_script(_lua_apply(_LUA_TAKE))
+        self._text_scan_script = client.register_script(_lua(_LUA_TEXT_SCAN))
         self._delete_script = client.register_script(_lua(_LUA_DELETE))
         self._sort_index_script = client.register_script(_lua(_LUA_SORT_INDEX))
         #: Whether `_build_missing_sort_indexes` has run; the first sorted
@@ -966,36 +1033,63 @@ class RedisLedger(Ledger):
         """Return the ids of a text-filtered page from the newest records, or None.
 
         The text plan reads every task whose error contains the text's
-        trigrams (about a second for 33,000 such tasks in the bench), so the newest
-        TEXT_SCAN_ROWS records that pass the other criteria are read in
-        order first and tested here. If they contain the page, or are all
+        trigrams (about a second for 33,000 such tasks in the bench), so a
+        script first reads the newest TEXT_SCAN_ROWS records that pass the
+        other criteria and tests each. If they contain the page, or are all
         there is, no other record can belong to it. Otherwise the caller gets
-        None and takes the text plan.
+        None and takes the text plan. Only ASCII text and filters served by
+        one index take this path.
         """
         text = task_filter.text or ""
-        folded = text.casefold()
+        if not text.isascii():
+            return None
         plan = self._plan(dataclasses.replace(task_filter, text=None))
+        if len(plan.sources) != 1 or plan.sources[0].queue is not None:
+            return None
         need = offset + limit
-        found: list[str] = []
-        read = 0
-        while read < TEXT_SCAN_ROWS:
-            task_ids = self._page(plan, read, _TEXT_SCAN_CHUNK, ascending)
-            pipe = self._client.pipeline(transaction=False)
-            for task_id in task_ids:
-                pipe.hmget(self._task_key(task_id), ("task_name", "error"))
-            for task_id, (name, error) in zip(task_ids, pipe.execute()):
-                if name is None:
-                    continue  # deleted since the index was read
-                if task_id.startswith(text) or folded in json.loads(name).casefold():
-                    found.append(task_id)
-                elif len(folded) >= 3 and folded in _error_search_text(
-                    json.loads(error)
-                ):
-                    found.append(task_id)
-            if len(found) >= need or len(task_ids) < _TEXT_SCAN_CHUNK:
-                return found[offset:need]
-            read += len(task_ids)
+        folded = text.casefold()
+        task_ids, flags, complete = self._text_scan_script(
+            [plan.sources[0].key],
+            [
+                *self._common_args(),
+                plan.low,
+                plan.high,
+                "1" if ascending else "0",
+                need,
+                TEXT_SCAN_ROWS,
+                _TEXT_SCAN_CHUNK,
+                text,
+                folded,
+                "1" if len(folded) >= 3 else "0",
+                ERROR_SEARCH_CHARS,
+            ],
+        )
+        task_ids = [_text(task_id) for task_id in task_ids]
+        undecided = [
+            task_id for task_id, flag in zip(task_ids, _text(flags)) if flag == "?"
+        ]
+        folds = self._fold_matches(undecided, folded)
+        found = [task_id for task_id in task_ids if folds.get(task_id, True)]
+        if len(found) >= need or complete:
+            return found[offset:need]
         return None
+
+    def _fold_matches(self, task_ids: list[str], folded: str) -> dict[str, bool]:
+        """Test tasks with non-ASCII names or errors as the text plan does."""
+        if not task_ids:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hmget(self._task_key(task_id), ("task_name", "error"))
+        matches = {}
+        for task_id, (name, error) in zip(task_ids, pipe.execute()):
+            matches[task_id] = name is not None and (
+                folded in json.loads(name).casefold()
+                or (
+                    len(folded) >= 3 and folded in _error_search_text(json.loads(error))
+                )
+            )
+        return matches
 
     def task_ids(self, status: TaskStatus, limit: int) -> list[str]:
         if limit < 1:

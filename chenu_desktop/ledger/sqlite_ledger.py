@@ -665,12 +665,38 @@ class SqliteLedger(Ledger):
         """
         if not task_filter.text.isascii():
             return None
+        first = max(1, TEXT_SCAN_ROWS // 10)
+        rows, complete = self._scan_newest(task_filter, limit, offset, ascending, first)
+        if len(rows) == limit or complete:
+            return [_to_record(row) for row in rows]
+        # A rare text (an id prefix, say) would read the whole window in vain:
+        # go on only if the first rows' matches promise a page within it.
+        found = offset + len(rows) if rows else 0
+        if found == 0 or first * (offset + limit) > found * TEXT_SCAN_ROWS:
+            return None
+        rows, complete = self._scan_newest(
+            task_filter, limit, offset, ascending, TEXT_SCAN_ROWS
+        )
+        if len(rows) == limit or complete:
+            return [_to_record(row) for row in rows]
+        return None
+
+    def _scan_newest(
+        self,
+        task_filter: TaskFilter,
+        limit: int,
+        offset: int,
+        ascending: bool,
+        window: int,
+    ) -> tuple[list[sqlite3.Row], bool]:
+        """Return a page of matches among the newest `window` records (oldest
+        with `ascending`), and whether those were all the records."""
         conn = self._connection()
         direction = "ASC" if ascending else "DESC"
         order = f"ORDER BY created_at {direction}, task_id {direction}"
         edge = conn.execute(
             f"SELECT created_at FROM chenu_task {order} LIMIT 1 OFFSET ?",
-            (TEXT_SCAN_ROWS - 1,),
+            (window - 1,),
         ).fetchone()
         where, params = self._where(task_filter, text_by_row=True)
         if edge is not None:
@@ -683,9 +709,7 @@ class SqliteLedger(Ledger):
             f"WHERE {where} {order} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
-        if len(rows) < limit and edge is not None:
-            return None
-        return [_to_record(row) for row in rows]
+        return rows, edge is None
 
     def list_tasks(
         self,
