@@ -11,13 +11,14 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+import redis
 from huey.storage import RedisStorage
 
 from .audit.store import TARGET_QUEUE, AuditAction
 from .config import check_worker_count
 from .context import TaskContext
 from .ledger.base import Update
-from .ledger.redis_ledger import RedisLedger
+from .ledger.redis_ledger import RedisLedger, _text
 from .models import TaskQueue, TaskRecord, TaskStatus, WorkerInfo
 from .reaper import LostTaskReaper
 from .requeue import requeue_orphans
@@ -34,6 +35,11 @@ _MIN_POLL = 0.01
 #: How often the scheduler moves due tasks from Huey's schedule to its queue,
 #: as often as Huey's own consumer does by default.
 _SCHEDULE_INTERVAL = 1.0
+#: Longest wait of a Redis worker on an empty queue: `WorkerThread.request_stop`
+#: wakes it earlier, so this bounds only how often an idle worker calls Redis.
+REDIS_BLOCK_SECONDS = 5
+#: Seconds a wake key outlives its last use, should its worker die first.
+_WAKE_KEY_TTL = 60
 #: Seconds a popped message may wait for its claim before the start check
 #: counts its task as pending without a message.
 _POP_GRACE = 2.0
@@ -131,6 +137,12 @@ class WorkerThread(threading.Thread):
         )
         super().__init__(name=f"chenu-{runtime.queue.value}-{index}", daemon=True)
         self.stop_event = threading.Event()
+        storage = runtime.huey.storage
+        #: A sorted set of its own that a Redis worker blocks on beside its
+        #: queue, so that `request_stop` ends the wait at once.
+        self.wake_key: str | None = None
+        if isinstance(storage, RedisStorage):
+            self.wake_key = f"{storage.queue_key}.wake.{self.worker_id}"
         self.current_task: str | None = None
         self.current_context: TaskContext | None = None
         self.since = time.time()
@@ -164,6 +176,40 @@ class WorkerThread(threading.Thread):
             self.current_context = context
             self.since = time.time()
         self.runtime.pool.engine.local_contexts[task_id] = context
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after its task, waking it from a blocking pop."""
+        self.stop_event.set()
+        if self.wake_key is None:
+            return
+        try:
+            conn = self.runtime.huey.storage.conn
+            conn.zadd(self.wake_key, {b"stop": 0})
+            conn.expire(self.wake_key, _WAKE_KEY_TTL)
+        except Exception:
+            # It stops at the end of its current wait instead.
+            logger.debug("waking worker %s failed", self.worker_id, exc_info=True)
+
+    def _blocking_pop(self) -> bytes | None:
+        """Wait up to REDIS_BLOCK_SECONDS for a message of the Redis queue.
+
+        Returns the message without Huey's 8-byte prefix (as Huey's own
+        dequeue does), or None on a timeout or a wake-up by `request_stop`.
+        """
+        storage = self.runtime.huey.storage
+        try:
+            popped = storage.conn.bzpopmin(
+                [storage.queue_key, self.wake_key], timeout=REDIS_BLOCK_SECONDS
+            )
+        except redis.TimeoutError:
+            # A socket timeout shorter than the block, set in the URL.
+            return None
+        if not popped:
+            return None
+        key, member, _ = popped
+        if _text(key) != storage.queue_key:
+            return None
+        return member[8:]
 
     def end_task(self) -> None:
         with self._lock:
@@ -232,7 +278,7 @@ class WorkerThread(threading.Thread):
             # An empty Redis queue: block until a message arrives, then take
             # the general path with it.
             try:
-                data = huey.storage.dequeue()
+                data = self._blocking_pop()
             except Exception:
                 throttle.failed()
                 self.stop_event.wait(min(5.0, delay * 10))
@@ -241,6 +287,11 @@ class WorkerThread(threading.Thread):
             waiting = data is None
             if data is not None:
                 self._handle_message(data)
+        if self.wake_key is not None:
+            try:
+                huey.storage.conn.delete(self.wake_key)
+            except Exception:
+                logger.debug("deleting the wake key of %s failed", self.worker_id)
         logger.debug("worker %s stopped", self.worker_id)
 
     def _recover_take(self, taken_at: float) -> TaskRecord | None:
@@ -399,7 +450,7 @@ class QueueRuntime:
             # Idle workers go first, so a shrink does not wait on running tasks.
             alive.sort(key=lambda w: w.current_task is not None)
             worker = alive.pop(0)
-            worker.stop_event.set()
+            worker.request_stop()
             stopping.append(worker)
         self.workers = alive + stopping
         self.wake.notify_all()
@@ -407,7 +458,7 @@ class QueueRuntime:
 
     def request_stop(self) -> None:
         for worker in self.workers:
-            worker.stop_event.set()
+            worker.request_stop()
         if self.scheduler is not None:
             self.scheduler.stop_event.set()
         self.wake.notify_all()
