@@ -200,3 +200,26 @@ def test_worker_recovers_a_lost_reply(url: str) -> None:
         assert other._recover_take(now) is None
     finally:
         engine.close()
+
+
+def test_stop_wakes_idle_redis_workers(url: str) -> None:
+    """Idle workers block for seconds on Redis; a stop ends the wait at once."""
+    if not url.startswith("redis"):
+        pytest.skip("only Redis workers block on their queue")
+    from chenu_desktop.pool import REDIS_BLOCK_SECONDS
+
+    engine = open_test_engine(url)
+    try:
+        engine.start_workers(scheduler=False)
+        task_id = engine.task_service.submit("take_double", n=9)
+        assert wait_final(engine, task_id).result == 18
+        workers = engine.pool.local_workers()
+        assert workers
+        assert all(w.wake_key for w in workers)
+        # Every worker is now blocked on an empty queue.
+        assert engine.stop_workers(timeout=REDIS_BLOCK_SECONDS / 2)
+        assert not any(w.is_alive() for w in workers)
+        client = engine.hueys[TaskQueue.DEFAULT].storage.conn
+        assert [w.wake_key for w in workers if client.exists(w.wake_key)] == []
+    finally:
+        engine.close()
