@@ -28,7 +28,8 @@ from .scheduling.store import ScheduleStore
 from .models import TaskQueue
 from .sentinel import SentinelTarget, parse_sentinel_url
 
-#: How long a Redis worker blocks on an empty queue before it checks its stop flag.
+#: How long Huey's own dequeue blocks on an empty Redis queue. The pool's
+#: workers block through `WorkerThread._blocking_pop` instead.
 REDIS_READ_TIMEOUT = 0.5
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import sqlite3
 import threading
@@ -51,6 +52,14 @@ class BackgroundRunner(QObject):
             max_workers=threads, thread_name_prefix="chenu-ui"
         )
         self._closed = False
+        #: The callbacks of each call in flight, by call number. Pool threads
+        #: never get them, so none of them drops the last reference to a Qt
+        #: object that a callback keeps alive.
+        self._callbacks: dict[
+            int, tuple[ResultCallback | None, ErrorCallback | None]
+        ] = {}
+        self._callbacks_lock = threading.Lock()
+        self._numbers = itertools.count()
         self._throttles: dict[str, ErrorThrottle] = {}
         self._throttle_lock = threading.Lock()
         self._delivered.connect(self._on_delivered, Qt.ConnectionType.QueuedConnection)
@@ -70,6 +79,9 @@ class BackgroundRunner(QObject):
         """
         if self._closed:
             return None
+        number = next(self._numbers)
+        with self._callbacks_lock:
+            self._callbacks[number] = (on_result, on_error)
 
         def call() -> Any:
             try:
@@ -80,17 +92,23 @@ class BackgroundRunner(QObject):
                         self._throttle(function).failed()
                 elif not isinstance(exc, (ChenuError, BackendUnavailableError)):
                     logger.exception("background call %s failed", _call_name(function))
-                self._delivered.emit(None, exc, on_error)
+                self._delivered.emit(None, exc, number)
                 return None
             if self._throttles:
                 with self._throttle_lock:
                     throttle = self._throttles.get(_call_name(function))
                     if throttle is not None:
                         throttle.succeeded()
-            self._delivered.emit(value, None, on_result)
+            self._delivered.emit(value, None, number)
             return value
 
-        return self._pool.submit(call)
+        try:
+            return self._pool.submit(call)
+        except RuntimeError:
+            # Closed by another thread since the check above.
+            with self._callbacks_lock:
+                self._callbacks.pop(number, None)
+            return None
 
     def _throttle(self, function: Callable[..., Any]) -> ErrorThrottle:
         name = _call_name(function)
@@ -102,19 +120,21 @@ class BackgroundRunner(QObject):
 
     @Slot(object, object, object)
     def _on_delivered(
-        self, value: Any, error: BaseException | None, callback: Any
+        self, value: Any, error: BaseException | None, number: int
     ) -> None:
+        with self._callbacks_lock:
+            on_result, on_error = self._callbacks.pop(number, (None, None))
         if self._closed:
             return
         if error is not None:
             message = describe_error(error)
-            if callback is not None:
-                callback(message)
+            if on_error is not None:
+                on_error(message)
             else:
                 self.failed.emit(message)
             return
-        if callback is not None:
-            callback(value)
+        if on_result is not None:
+            on_result(value)
 
     def close(self, wait: bool = True) -> None:
         """Stop delivering results and shut the pool down."""

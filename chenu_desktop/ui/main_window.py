@@ -583,6 +583,9 @@ class MainWindow(QMainWindow):
 
         def stop_engine() -> None:
             try:
+                # Reads still in flight use the ledger's connections, which
+                # engine.close closes: let them end first.
+                self.runner.close(wait=True)
                 if not self.engine.close(SHUTDOWN_TIMEOUT):
                     logger.warning(
                         "some workers were still running after %g s; their tasks "

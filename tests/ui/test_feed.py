@@ -30,6 +30,32 @@ def test_runner_delivers_on_gui_thread(qtbot, runner: BackgroundRunner) -> None:
     assert on_gui
 
 
+def test_runner_callbacks_stay_on_gui_thread(qtbot, runner: BackgroundRunner) -> None:
+    """Pool threads never hold a callback, so none of them frees a Qt object."""
+    release = threading.Event()
+    results: list[int] = []
+
+    def work() -> int:
+        release.wait(5)
+        return 1
+
+    runner.run(work, on_result=results.append)
+    # While a pool thread runs `work`, the callback is in the runner only.
+    assert [on_result for on_result, _ in runner._callbacks.values()] == [
+        results.append
+    ]
+    release.set()
+    qtbot.waitUntil(lambda: results == [1], timeout=5000)
+    assert runner._callbacks == {}
+
+
+def test_runner_closed_meanwhile_returns_none(runner: BackgroundRunner) -> None:
+    """A call that loses the race with `close` is dropped, not raised."""
+    runner._pool.shutdown(wait=True)
+    assert runner.run(lambda: 1, on_result=print) is None
+    assert runner._callbacks == {}
+
+
 def test_runner_reports_errors_without_traceback(
     qtbot, runner: BackgroundRunner
 ) -> None:
