@@ -24,6 +24,7 @@ from .audit.store import AuditStore
 from .errors import BackendUnavailableError, InvalidBackendError
 from .ledger.base import Ledger
 from .ledger.redis_ledger import QueueEntry
+from .ledger.sqlite_ledger import PAGE_SIZE
 from .scheduling.store import ScheduleStore
 from .models import TaskQueue
 from .sentinel import SentinelTarget, parse_sentinel_url
@@ -287,8 +288,13 @@ class _TunedSqliteStorage(SqliteStorage):
     """Huey's SQLite storage with ``synchronous=NORMAL`` under WAL.
 
     NORMAL keeps the file consistent after a crash; a power cut may lose the
-    last commits. Huey's own ``fsync=False`` would mean OFF instead.
+    last commits. Huey's own ``fsync=False`` would mean OFF instead. A file
+    this storage creates gets the ledger's page size.
     """
+
+    def _set_journal_mode(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        super()._set_journal_mode(conn)
 
     def _create_connection(self) -> sqlite3.Connection:
         conn = super()._create_connection()

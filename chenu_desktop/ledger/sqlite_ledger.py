@@ -257,6 +257,28 @@ def _to_record(row: sqlite3.Row) -> TaskRecord:
     return TaskRecord(**values)
 
 
+#: Page size of a new SQLite file, in bytes. A claim or a finish changes rows
+#: in about a dozen tables and indexes, and WAL mode writes every changed page
+#: whole at each commit. Smaller pages make those commits cheaper: on a 2-core
+#: machine, 2 workers drained 2,900 tasks/s with 2048 against 2,000/s with
+#: SQLite's default of 4096 (`chenu-desktop bench --sections drain`). An
+#: existing file keeps the page size it was created with.
+PAGE_SIZE = 2048
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a connection to WAL with ``synchronous=NORMAL``.
+
+    On a file that is still empty it first sets `PAGE_SIZE`, which SQLite
+    can no longer change once the file is in WAL mode.
+    """
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL with WAL cannot corrupt the file; a power cut may lose the
+    # last commits, which a worker's claim makes visible as a lost task.
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
 @contextlib.contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run the block in a ``BEGIN IMMEDIATE`` transaction, rolled back if it raises.
@@ -298,8 +320,7 @@ class ThreadConnections:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            use_wal(conn)
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
@@ -360,10 +381,7 @@ class SqliteLedger(Ledger):
             check_same_thread=False,
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL with WAL cannot corrupt the file; a power cut may lose the
-        # last commits, which a worker's claim makes visible as a lost task.
-        conn.execute("PRAGMA synchronous=NORMAL")
+        use_wal(conn)
         conn.execute("PRAGMA foreign_keys=OFF")
         self._local.conn = conn
         with self._connections_lock:
