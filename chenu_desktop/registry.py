@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import threading
 from typing import Any, Callable
@@ -29,11 +30,14 @@ class TaskDefinition:
     requeue_on_loss: bool
     description: str
 
-    @property
+    # The properties below are read at every submit and run, and a definition
+    # never changes, so each is computed once.
+
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func)
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
         try:
             # Resolves string annotations (from `from __future__ import annotations`).
@@ -41,7 +45,7 @@ class TaskDefinition:
         except (NameError, SyntaxError, TypeError):
             return inspect.signature(self.func)
 
-    @property
+    @functools.cached_property
     def takes_approver(self) -> bool:
         return APPROVER_PARAMETER in self.signature.parameters
 
