@@ -48,8 +48,11 @@ logger = logging.getLogger("chenu.bench")
 THROUGHPUT_WORKERS = 2
 
 #: Targets the figures are compared with: (section, figure, comparison, bound).
+#: A target applies to each backend that reports the figure.
 TARGETS: list[tuple[str, str, str, float]] = [
     ("drain", "ratio", ">=", 0.90),
+    # Only on Redis, and only with Celery installed: the engine's rate over Celery's.
+    ("end_to_end", "celery_ratio", ">", 1.0),
     ("start_latency", "p50_ms", "<", 5.0),
     ("start_latency", "p99_ms", "<", 20.0),
     ("start_latency", "idle_cpu_percent", "<", 1.0),
@@ -459,13 +462,49 @@ def measure_end_to_end(backend: Backend, sizes: Sizes) -> dict[str, float]:
         engine_rate = tasks / (time.perf_counter() - start)
     plain_rate = plain_huey_run(backend, tasks, submit_while_running=True)
     submit_figures = latency_figures(latencies)
-    return {
+    figures = {
         "tasks": tasks,
         "engine_tasks_per_s": engine_rate,
         "plain_huey_tasks_per_s": plain_rate,
         "ratio": engine_rate / plain_rate,
         "submit_p50_ms": submit_figures["p50_ms"],
         "submit_p99_ms": submit_figures["p99_ms"],
+    }
+    if backend.kind == "redis":
+        figures.update(measure_celery(backend, tasks, engine_rate))
+    return figures
+
+
+def measure_celery(
+    backend: Backend, tasks: int, engine_rate: float
+) -> dict[str, float]:
+    """Run the end-to-end measurement on Celery; no figures without Celery."""
+    try:
+        from .bench_celery import CeleryError, celery_end_to_end
+    except ImportError:
+        logger.warning(
+            "Celery is not installed, so the end-to-end figure is not compared "
+            "with it: pip install 'chenu-desktop[bench]'"
+        )
+        return {}
+    assert backend.redis_url is not None
+    if not backend.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        logger.warning(
+            "Celery is compared only on a redis://, rediss:// or unix:// URL"
+        )
+        return {}
+    try:
+        rate, latencies = celery_end_to_end(
+            backend.redis_url, THROUGHPUT_WORKERS, tasks, backend.workdir
+        )
+    except CeleryError as exc:
+        raise BenchError(f"the Celery comparison failed: {exc}") from None
+    submit_figures = latency_figures(latencies)
+    return {
+        "celery_tasks_per_s": rate,
+        "celery_ratio": engine_rate / rate,
+        "celery_submit_p50_ms": submit_figures["p50_ms"],
+        "celery_submit_p99_ms": submit_figures["p99_ms"],
     }
 
 
@@ -950,7 +989,12 @@ def compare_targets(
             value = sections.get(section, {}).get(figure)
             if value is None:
                 continue
-            met = value >= bound if comparison == ">=" else value < bound
+            if comparison == ">=":
+                met = value >= bound
+            elif comparison == ">":
+                met = value > bound
+            else:
+                met = value < bound
             rows.append(
                 {
                     "backend": kind,

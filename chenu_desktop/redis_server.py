@@ -89,10 +89,15 @@ class LocalRedisServer:
         """Stop the server by its pid; a server that ignores SIGTERM is killed."""
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, 10.0)
         self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Send SIGTERM to a child process, and kill it if it runs `timeout` s later."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -72,10 +72,36 @@ def test_bench_compares_every_target(tiny_report: dict[str, Any]) -> None:
         (row["backend"], row["section"], row["figure"])
         for row in tiny_report["targets"]
     }
-    for kind in ("sqlite", "redis"):
-        for section, figure, _, _ in bench.TARGETS:
-            if section in bench.ALL_SECTIONS:
-                assert (kind, section, figure) in checked
+    for section, figure, _, _ in bench.TARGETS:
+        # Celery is compared on Redis only.
+        kinds = ["redis"] if figure.startswith("celery_") else ["sqlite", "redis"]
+        for kind in kinds:
+            assert (kind, section, figure) in checked
+    assert ("sqlite", "end_to_end", "celery_ratio") not in checked
+
+
+def test_bench_compares_celery_on_redis(tiny_report: dict[str, Any]) -> None:
+    redis_figures = tiny_report["results"]["redis"]["end_to_end"]
+    sqlite_figures = tiny_report["results"]["sqlite"]["end_to_end"]
+    assert redis_figures["celery_tasks_per_s"] > 0
+    assert redis_figures["celery_submit_p99_ms"] > 0
+    assert redis_figures["celery_ratio"] == pytest.approx(
+        redis_figures["engine_tasks_per_s"] / redis_figures["celery_tasks_per_s"]
+    )
+    assert "celery_tasks_per_s" not in sqlite_figures
+
+
+def test_bench_without_celery(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    redis_url: str,
+) -> None:
+    # None in sys.modules makes the import raise ImportError, as if not installed.
+    monkeypatch.setitem(sys.modules, "chenu_desktop.bench_celery", None)
+    backend = bench.Backend("redis", tmp_path, redis_url)
+    assert bench.measure_celery(backend, 5, 100.0) == {}
+    assert "pip install 'chenu-desktop[bench]'" in caplog.text
 
 
 def test_bench_describes_machine(tiny_report: dict[str, Any]) -> None:

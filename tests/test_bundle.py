@@ -63,6 +63,11 @@ def test_bundle_starts_runs_tasks_and_exits_cleanly(
     )
     assert version.returncode == 0
     assert version.stdout.startswith("chenu-desktop ")
+    # redis-py's C parser goes in. Celery, which only the bench uses, stays out.
+    internal = bundle.parent / "_internal"
+    bundled = {path.name.split(".")[0] for path in internal.iterdir()}
+    assert "hiredis" in bundled
+    assert "celery" not in bundled
 
     url = f"sqlite://{(tmp_path / 'bundle.db').as_posix()}"
     app = BundledApp(bundle, url, tmp_path)
