@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +60,15 @@ MAX_RESYNC_PAGES = 10
 RETRY_DELAY_MS = 3000
 #: Interval at which the durations of running tasks are redrawn.
 DURATION_TICK_MS = 1000
+#: Waiting changes that make a burst. Until then an update starts as soon as
+#: its changes arrive; a burst starts at most one update per
+#: `BURST_INTERVAL_MS`. Each task makes about three changes.
+BURST_CHANGES = 100
+#: Minimum time between the starts of two updates during a burst, in ms. Each
+#: update repaints the visible rows. At about a thousand tasks/s, with an update
+#: every 250 ms, the window's repaints and updates held the GIL for about 40%
+#: of the time its process held it, and each repaint took 17 to 33 ms.
+BURST_INTERVAL_MS = 1000
 _PLACEHOLDER = "…"
 _RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 #: Keys whose first click sorts largest first: times, durations and counts.
@@ -119,6 +130,7 @@ class TaskTableModel(QAbstractTableModel):
         runner: BackgroundRunner,
         page_size: int = PAGE_SIZE,
         parent: QObject | None = None,
+        burst_interval_ms: int = BURST_INTERVAL_MS,
     ) -> None:
         super().__init__(parent)
         self._reader = TaskListReader(task_service, page_size)
@@ -141,6 +153,12 @@ class TaskTableModel(QAbstractTableModel):
         self._pending_changes: list[Change] = []
         self._resync_wanted = False
         self._updating = False
+        #: `time.monotonic()` at the start of the last update round.
+        self._last_update_start = -math.inf
+        self._burst_interval = burst_interval_ms / 1000
+        self._burst_timer = QTimer(self)
+        self._burst_timer.setSingleShot(True)
+        self._burst_timer.timeout.connect(self._start_next_update)
         self._pending_locates: list[str] = []
         self._retry_timer = QTimer(self)
         self._retry_timer.setSingleShot(True)
@@ -159,10 +177,8 @@ class TaskTableModel(QAbstractTableModel):
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(TaskColumn)
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    # No flags() here: Qt's own gives every cell ItemIsEnabled and
+    # ItemIsSelectable without a call into Python per cell and paint.
 
     def headerData(
         self,
@@ -202,6 +218,32 @@ class TaskTableModel(QAbstractTableModel):
             return None
         self._rows.touch(page_number)
         return self._record_data(record, TaskColumn(index.column()), role)
+
+    def multiData(self, index: AnyIndex, roleDataSpan: Any) -> None:
+        """Fill every role the view asks of a cell in one call.
+
+        Qt's item delegates ask for about seven roles per cell and paint.
+        Each call into Python must take the GIL, which the window's workers
+        hold much of the time under load, so one call per cell instead of one
+        per role shortens the task table's repaint (`chenu-desktop bench
+        --sections window`).
+        """
+        row = index.row()
+        if not index.isValid() or not 0 <= row < len(self._rows):
+            return
+        page_number = self._rows.page_of(row)
+        record = self._rows.record(row)
+        if record is None:
+            self._request_page(page_number)
+            if index.column() == 0:
+                for role_data in roleDataSpan:
+                    if role_data.role() == Qt.ItemDataRole.DisplayRole:
+                        role_data.setData(_PLACEHOLDER)
+            return
+        self._rows.touch(page_number)
+        column = TaskColumn(index.column())
+        for role_data in roleDataSpan:
+            role_data.setData(self._record_data(record, column, role_data.role()))
 
     def sort(
         self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder
@@ -506,6 +548,9 @@ class TaskTableModel(QAbstractTableModel):
             return
         if not self._pending_changes:
             return
+        if len(self._pending_changes) >= BURST_CHANGES and self._burst_wait():
+            return
+        self._last_update_start = time.monotonic()
         changes, self._pending_changes = self._pending_changes, []
         plan = plan_refresh(changes, self._filter, self._rows)
         if plan is None:
@@ -518,6 +563,15 @@ class TaskTableModel(QAbstractTableModel):
             return
         if task_ids or may_add:
             self._start_refresh(task_ids, may_add)
+
+    def _burst_wait(self) -> bool:
+        """Return True, with the burst timer started, if a burst update must wait."""
+        wait = self._last_update_start + self._burst_interval - time.monotonic()
+        if wait <= 0:
+            return False
+        if not self._burst_timer.isActive():
+            self._burst_timer.start(max(1, math.ceil(wait * 1000)))
+        return True
 
     def _start_refresh(self, task_ids: list[str], may_add: bool) -> None:
         self._updating = True

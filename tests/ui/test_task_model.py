@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtCore import QItemSelectionModel, QModelRoleData, QModelRoleDataSpan, Qt
+from PySide6.QtWidgets import QTableView
 
 from chenu_desktop import TaskQueue, TaskStatus, background_task
 from chenu_desktop.engine import Engine
@@ -19,6 +20,7 @@ from chenu_desktop.ui.background import BackgroundRunner
 from chenu_desktop.ui.feed import EngineFeed
 from chenu_desktop.ui.task_changes import plan_refresh
 from chenu_desktop.ui.task_columns import COLUMN_SORTS, TaskColumn
+from chenu_desktop.ui import task_model
 from chenu_desktop.ui.task_model import TaskTableModel
 from chenu_desktop.ui.task_rows import TaskRows
 
@@ -193,6 +195,78 @@ def test_model_roles(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> No
     assert model.data(index) == "25%"
     assert model.data(index, Qt.ItemDataRole.ToolTipRole) == "a quarter"
     assert model.data(index, Qt.ItemDataRole.BackgroundRole) is not None
+
+
+def test_multi_data_matches_data(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    insert(
+        idle_engine,
+        [
+            make_record(
+                n,
+                queue=TaskQueue.GOVERNANCE,
+                status=TaskStatus.RUNNING,
+                requires_governance=True,
+                progress=0.5,
+            )
+            for n in range(30)
+        ],
+    )
+    model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
+    roles = [
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.BackgroundRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.FontRole,
+        TaskTableModel.RecordRole,
+        TaskTableModel.StatusRole,
+        TaskTableModel.ProgressRole,
+    ]
+    # Row 0 is loaded; row 25 lies on a page that has not been read yet.
+    for row in (0, 25):
+        for column in TaskColumn:
+            index = model.index(row, column)
+            for role in roles:
+                role_data = QModelRoleData(role)
+                index.multiData(QModelRoleDataSpan(role_data))
+                expected = model.data(index, role)
+                assert role_data.data() == expected, (row, column, role)
+
+
+def test_table_paint_asks_once_per_cell(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    """The view's repaint gets each cell's roles in one call, not one per role."""
+    calls = {"data": 0, "multiData": 0}
+
+    class CountingModel(TaskTableModel):
+        def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+            calls["data"] += 1
+            return super().data(index, role)
+
+        def multiData(self, index: Any, roleDataSpan: Any) -> None:
+            calls["multiData"] += 1
+            super().multiData(index, roleDataSpan)
+
+    insert(idle_engine, [make_record(n) for n in range(20)])
+    model = CountingModel(idle_engine.task_service, runner)
+    _made_models.append(model)
+    model.reload()
+    qtbot.waitUntil(lambda: not model.is_loading, timeout=10_000)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(800, 400)
+    view.show()
+    qtbot.waitExposed(view)
+
+    calls.update(data=0, multiData=0)
+    view.grab()  # paints the view, with its rows, into a pixmap
+
+    assert calls["multiData"] >= model.columnCount()
+    assert calls["data"] == 0
 
 
 def test_open_100k_reads_one_page(
@@ -600,6 +674,40 @@ def test_settled_status_filter_ignores_other_tasks(
     # The model plans on the GUI thread, so a read would be started by now.
     assert recording.calls[started:] == []
     assert model.rowCount() == 1
+
+
+def test_burst_waits_for_its_interval(
+    qtbot, idle_engine: Engine, runner: BackgroundRunner
+) -> None:
+    """A burst of changes starts at most one update per interval; a few, at once."""
+    insert(idle_engine, [make_record(n) for n in range(5)])
+    recording = RecordingRunner(runner)
+    model = open_model(
+        qtbot, idle_engine.task_service, recording, burst_interval_ms=400
+    )
+    burst_size = task_model.BURST_CHANGES
+
+    started = len(recording.calls)
+    insert(idle_engine, [make_record(100)])
+    first_start = time.monotonic()
+    model.apply_changes([change("task-000100", TaskStatus.PENDING)] * burst_size)
+    assert len(recording.calls) == started + 1
+    qtbot.waitUntil(lambda: model.rowCount() == 6, timeout=10_000)
+
+    started = len(recording.calls)
+    insert(idle_engine, [make_record(101)])
+    model.apply_changes([change("task-000101", TaskStatus.PENDING)] * burst_size)
+    # The previous update started less than 400 ms ago, so this one waits.
+    assert recording.calls[started:] == []
+    qtbot.waitUntil(lambda: model.rowCount() == 7, timeout=10_000)
+    assert time.monotonic() - first_start >= 0.4
+
+    started = len(recording.calls)
+    insert(idle_engine, [make_record(102)])
+    model.apply_changes([change("task-000102", TaskStatus.PENDING)])
+    # Too few changes to be a burst: the update starts at once.
+    assert len(recording.calls) == started + 1
+    qtbot.waitUntil(lambda: model.rowCount() == 8, timeout=10_000)
 
 
 def test_reload_keeps_rows_on_their_ids(
