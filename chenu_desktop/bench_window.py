@@ -22,6 +22,7 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from .models import TaskQueue, TaskStatus
+from .ui.app import freeze_startup_objects
 from .ui.main_window import MainWindow
 
 #: Interval of the timer whose lateness is the event-loop lag, in ms.
@@ -103,6 +104,8 @@ def run_child(url: str, namespace: str, records: int, seconds: float) -> int:
     if probe.first_paint is None or probe.rows_painted is None:
         print("no paint within the timeout", flush=True)
         return 1
+    # As `chenu-desktop` does shortly after its window opens.
+    freeze_startup_objects()
     print("ready", flush=True)
     sys.stdin.readline()
 

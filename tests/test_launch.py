@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,15 @@ def test_startup_error_dialog_skipped_offscreen(
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     # Returns at once: a modal box here would wait for a click forever.
     show_startup_error("backend redis://h:1/0 is unavailable")
+
+
+def test_freeze_startup_objects() -> None:
+    """What the start made is exempted from later collections."""
+    from chenu_desktop.ui.app import freeze_startup_objects
+
+    gc.unfreeze()
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -31,6 +32,10 @@ _QT_LEVELS = {
     QtMsgType.QtCriticalMsg: logging.ERROR,
     QtMsgType.QtFatalMsg: logging.CRITICAL,
 }
+
+
+#: Time after the window opens at which `freeze_startup_objects` runs, in ms.
+FREEZE_DELAY_MS = 2000
 
 
 def _route_qt_message(kind: QtMsgType, context: object, message: str) -> None:
@@ -89,6 +94,9 @@ def _run_window(app: QApplication, config: Config, demo: bool, minimized: bool) 
         else:
             window.show()
         logger.info("window open on %s", engine.spec.display)
+        # Once the first pages are painted, not before: the collection takes
+        # a few tens of milliseconds.
+        QTimer.singleShot(FREEZE_DELAY_MS, freeze_startup_objects)
         if demo:
             _submit_demo_work(engine)
 
@@ -106,6 +114,20 @@ def _run_window(app: QApplication, config: Config, demo: bool, minimized: bool) 
             shell.close()
     finally:
         guard.release()
+
+
+def freeze_startup_objects() -> None:
+    """Collect the garbage of the start, then exempt what survived from collection.
+
+    The modules, Qt wrappers and widgets made at the start live as long as the
+    window, yet each full collection would walk them again, with every thread
+    paused, the GUI thread included. With the window open on 100,000 records
+    while its 2 workers completed about 1,100 tasks/s, full collections paused
+    it for up to 37 ms, and for up to 16 ms after this freeze (`chenu-desktop
+    bench --sections window`, 2-core machine).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _defer_to_running_instance(guard: InstanceGuard, display: str) -> int:
