@@ -170,20 +170,20 @@ def test_model_passes_model_tester(
     assert model.columnCount() == len(TaskColumn)
 
 
-def test_model_roles(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> None:
-    insert(
-        idle_engine,
-        [
-            make_record(
-                1,
-                queue=TaskQueue.GOVERNANCE,
-                status=TaskStatus.RUNNING,
-                requires_governance=True,
-                progress=0.25,
-                progress_message="a quarter",
-            )
-        ],
+def running_governance_record(number: int) -> TaskRecord:
+    """Return a record that every custom role and the governance tint apply to."""
+    return make_record(
+        number,
+        queue=TaskQueue.GOVERNANCE,
+        status=TaskStatus.RUNNING,
+        requires_governance=True,
+        progress=0.25,
+        progress_message="a quarter",
     )
+
+
+def test_model_roles(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> None:
+    insert(idle_engine, [running_governance_record(1)])
     model = open_model(qtbot, idle_engine.task_service, runner)
     index = model.index(0, TaskColumn.PROGRESS)
 
@@ -200,19 +200,7 @@ def test_model_roles(qtbot, idle_engine: Engine, runner: BackgroundRunner) -> No
 def test_multi_data_matches_data(
     qtbot, idle_engine: Engine, runner: BackgroundRunner
 ) -> None:
-    insert(
-        idle_engine,
-        [
-            make_record(
-                n,
-                queue=TaskQueue.GOVERNANCE,
-                status=TaskStatus.RUNNING,
-                requires_governance=True,
-                progress=0.5,
-            )
-            for n in range(30)
-        ],
-    )
+    insert(idle_engine, [running_governance_record(n) for n in range(30)])
     model = open_model(qtbot, idle_engine.task_service, runner, page_size=10)
     roles = [
         Qt.ItemDataRole.DisplayRole,
