@@ -135,3 +135,21 @@ def test_bench_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> No
     status = main(["bench", "--backend-kind", "sqlite", "--sections", "nope"])
     assert status == 2
     assert "unknown section 'nope'" in capsys.readouterr().err
+
+
+def test_bench_celery_failure_left_out(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    redis_url: str,
+) -> None:
+    from chenu_desktop import bench_celery
+
+    def fail(*args: Any) -> None:
+        raise bench_celery.CeleryError("the Celery worker exited with code 1")
+
+    monkeypatch.setattr(bench_celery, "celery_end_to_end", fail)
+    backend = bench.Backend("redis", tmp_path, redis_url)
+    assert bench.measure_celery(backend, 5, 100.0) == {}
+    assert "the Celery comparison failed" in caplog.text
+    assert "exited with code 1" in caplog.text
