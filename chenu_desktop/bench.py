@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib.metadata
 import itertools
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import huey
 import redis
+from redis.sentinel import MasterNotFoundError
 from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
@@ -37,7 +39,7 @@ from .backend import mask_url, parse_backend, redis_client, redis_pool
 from .redis_server import LocalRedisServer, RedisServerError
 from .config import DEFAULT_WORKERS, Config
 from .engine import Engine
-from .errors import ChenuError
+from .errors import BackendUnavailableError, ChenuError
 from .models import TaskQueue, TaskRecord, TaskStatus
 from .registry import TaskRegistry, background_task, default_registry
 
@@ -211,12 +213,17 @@ def machine_info(redis_version: str | None) -> dict[str, Any]:
         load = list(os.getloadavg())
     except OSError:
         load = []
+    try:
+        celery_version: str | None = importlib.metadata.version("celery")
+    except importlib.metadata.PackageNotFoundError:
+        celery_version = None
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "system": platform.platform(),
         "python": platform.python_version(),
         "huey": huey.__version__,
+        "celery": celery_version,
         "redis_server": redis_version,
         "load_average_at_start": load,
     }
@@ -970,15 +977,42 @@ SECTIONS: dict[str, Callable[[Backend, Sizes], dict[str, float]]] = {
 }
 
 
+#: Characters of a Redis error kept in a message.
+_ERROR_CHARS = 200
+
+
 def redis_server_version(url: str) -> str:
+    """Return the version of the Redis server of `--redis-url`.
+
+    Raises:
+        BenchError: The URL is invalid or names no Redis server.
+        BackendUnavailableError: The server did not respond.
+    """
     try:
-        client = redis_client(parse_backend(url), socket_connect_timeout=5)
+        spec = parse_backend(url)
     except ChenuError as exc:
         raise BenchError(f"invalid --redis-url: {exc}") from None
+    if spec.kind != "redis":
+        raise BenchError(
+            f"invalid --redis-url {mask_url(url)!r}: it is not a Redis URL; give "
+            "redis://HOST:PORT/DB, or leave the option out so that the bench "
+            "starts a redis-server of its own"
+        )
+    client = redis_client(spec, socket_connect_timeout=5)
     try:
         return str(client.info("server")["redis_version"])
     except redis.RedisError as exc:
-        raise BenchError(f"Redis at {mask_url(url)} is unavailable: {exc}") from exc
+        text = str(exc)
+        if isinstance(exc, MasterNotFoundError):
+            # Its text repeats the state of every sentinel connection.
+            text = "no sentinel named a master for the service"
+        elif len(text) > _ERROR_CHARS:
+            text = text[:_ERROR_CHARS] + "…"
+        raise BackendUnavailableError(
+            f"Redis at {mask_url(url)} is unavailable ({text}); start it or "
+            "correct the URL, or leave out --redis-url so that the bench starts "
+            "a redis-server of its own"
+        ) from exc
     finally:
         client.close()
 
@@ -1102,6 +1136,7 @@ def _header_lines(document: dict[str, Any]) -> list[str]:
     machine = document["machine"]
     versions = (
         f"Python {machine['python']}, Huey {machine['huey']}, "
+        f"Celery {machine.get('celery') or '-'}, "
         f"redis-server {machine['redis_server'] or '-'}"
     )
     load = ", ".join(f"{value:.2f}" for value in machine["load_average_at_start"])
@@ -1186,6 +1221,8 @@ def bench_main(args: Any) -> int:
     sizes_name = args.sizes or ("quick" if args.quick else "full")
     sections = args.sections.split(",") if args.sections else None
     command = command_line(args)
+    # Errors of an unreachable --redis-url name it, masked.
+    args.backend_display = mask_url(args.redis_url) if args.redis_url else None
 
     def progress(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)

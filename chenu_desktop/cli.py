@@ -921,7 +921,7 @@ def _add_bench_parser(commands: Any) -> None:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes, about two minutes in all (default: the full sizes)",
+        help="smaller sizes, under two minutes in all (default: the full sizes)",
     )
     bench.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout"

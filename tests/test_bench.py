@@ -109,6 +109,8 @@ def test_bench_describes_machine(tiny_report: dict[str, Any]) -> None:
     assert machine["cores"] >= 1
     assert machine["cpu"]
     assert machine["huey"]
+    # Celery comes with the test extra.
+    assert machine["celery"]
     assert machine["redis_server"]
     assert tiny_report["command"] == "chenu-desktop bench --json --sizes tiny"
     assert tiny_report["date"]
@@ -129,6 +131,34 @@ def test_bench_without_redis_server(
     status = main(["bench", "--backend-kind", "redis", "--sizes", "tiny"])
     assert status == 2
     assert "redis-server not found on PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("notaurl", 2, "invalid --redis-url 'notaurl': it is not a Redis URL"),
+        ("sqlite:///tmp/x.db", 2, "it is not a Redis URL; give redis://HOST:PORT/DB"),
+        ("", 2, "invalid --redis-url: empty backend URL"),
+        # Port 1 on loopback: nothing listens there.
+        ("redis://127.0.0.1:1/0", 1, "Redis at redis://127.0.0.1:1/0 is unavailable"),
+        (
+            "redis+sentinel://127.0.0.1:1/svc",
+            1,
+            "no sentinel named a master for the service",
+        ),
+    ],
+)
+def test_bench_rejects_bad_redis_url(
+    capsys: pytest.CaptureFixture[str], url: str, status: int, message: str
+) -> None:
+    code = main(
+        ["bench", "--backend-kind", "redis", "--sizes", "tiny", "--redis-url", url]
+    )
+    error = capsys.readouterr().err
+    assert code == status
+    assert message in error
+    assert "Traceback" not in error
+    assert len(error.splitlines()) == 1
 
 
 def test_bench_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> None:
