@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from .models import TaskQueue, TaskStatus
 from .ui.app import freeze_startup_objects
-from .ui.main_window import MainWindow
+from .ui.main_window import FIRST_SIZE, MainWindow
 
 #: Interval of the timer whose lateness is the event-loop lag, in ms.
 LAG_TIMER_MS = 10
@@ -94,6 +94,9 @@ def run_child(url: str, namespace: str, records: int, seconds: float) -> int:
     )
     start = time.perf_counter()
     window = MainWindow(engine, settings=settings)
+    # The size of a first start on a full-HD screen, whatever the offscreen
+    # screen's size, so that runs on different machines paint the same rows.
+    window.resize(FIRST_SIZE)
     probe = _PaintProbe(window, start)
     app.installEventFilter(probe)
     window.show()

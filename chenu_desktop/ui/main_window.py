@@ -6,8 +6,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -48,6 +48,10 @@ MAX_BULK_RETRY = 10_000
 #: Seconds the running tasks get to finish when the window stops the engine.
 SHUTDOWN_TIMEOUT = 10.0
 _INFO_TIMEOUT_MS = 6000
+#: Size of the window at its first start; later starts restore the last one.
+FIRST_SIZE = QSize(1500, 950)
+#: Maximum share of the screen's free area that the first size takes.
+SCREEN_SHARE = 0.9
 
 
 class MessageBar(QFrame):
@@ -182,7 +186,15 @@ class MainWindow(QMainWindow):
         self.backend_label = QLabel(objectName="backend_label")
         self.backend_label.setText(f"Backend: {engine.spec.display}")
         self.statusBar().addPermanentWidget(self.backend_label)
-        self.resize(1500, 950)
+        self.resize(self._first_size())
+
+    def _first_size(self) -> QSize:
+        """Return `FIRST_SIZE`, bounded by `SCREEN_SHARE` of the screen's free area."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return FIRST_SIZE
+        available = screen.availableGeometry().size()
+        return FIRST_SIZE.boundedTo(available * SCREEN_SHARE)
 
     def _make_action(
         self,

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QLineEdit
 from chenu_desktop import TaskQueue, TaskStatus, background_task, current_task
 from chenu_desktop.engine import Engine
 from chenu_desktop.models import TaskRecord
-from chenu_desktop.ui.main_window import MainWindow
+from chenu_desktop.ui.main_window import FIRST_SIZE, SCREEN_SHARE, MainWindow
 from chenu_desktop.ui.reason_dialog import ReasonDialog
 
 FAST_FEED = {
@@ -271,8 +271,18 @@ def test_screenshot_renders(
     ui_engine.task_service.submit("w_square", n=3)
     qtbot.waitUntil(lambda: window.tasks.model.rowCount() >= 1, timeout=10000)
     image = window.grab()
-    assert image.width() > 800
+    assert image.size() == window.size()
     assert image.save(str(tmp_path / "window.png"))
+
+
+def test_first_size_fits_screen(window: MainWindow) -> None:
+    """With no saved geometry, the window fits the free area of its screen."""
+    available = window.screen().availableGeometry().size()
+    # The offscreen screen is smaller than the first size, so this is the limit.
+    assert available.width() < FIRST_SIZE.width()
+    # SCREEN_SHARE of it, or the window's minimum width where that is more.
+    assert window.width() <= available.width()
+    assert window.height() <= available.height() * SCREEN_SHARE
 
 
 def test_unreachable_backend_shows_banner(qtbot, tmp_path: Path) -> None:
