@@ -1415,6 +1415,26 @@ def test_changes_reset_after_trim(make_ledger: LedgerFactory) -> None:
     ]
 
 
+def test_changes_never_reuse_numbers(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(change_retention=1)
+    for i in range(1100):
+        ledger.insert(make_record(f"keep-{i:04d}"))
+    last = ledger.last_seq()
+
+    ledger.insert(make_record("after-trim"))
+    newest = ledger.changes(last)
+
+    assert last == 1100
+    assert [c.task_id for c in newest.changes] == ["after-trim"]
+    assert newest.changes[0].seq == last + 1
+    assert newest.reset is False
+
+
+def test_change_retention_below_one_rejected(make_ledger: LedgerFactory) -> None:
+    with pytest.raises(ValueError, match="change_retention must be at least 1"):
+        make_ledger(change_retention=0)
+
+
 # --- workers and queue control ------------------------------------------
 
 

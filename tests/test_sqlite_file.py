@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from chenu_desktop import TaskQueue, TaskStatus
+from chenu_desktop.models import TaskRecord
 from chenu_desktop.audit.sqlite_store import SqliteAuditStore
 from chenu_desktop.backend import create_huey, parse_backend
 from chenu_desktop.ledger.sqlite_ledger import PAGE_SIZE, SqliteLedger
@@ -75,3 +76,38 @@ def test_existing_file_keeps_page_size(tmp_path: Path) -> None:
     conn.close()
     run_one_task(path)
     assert file_settings(path) == (4096, "wal")
+
+
+def test_feed_with_autoincrement_keeps_working(tmp_path: Path) -> None:
+    """A file whose change feed was made with AUTOINCREMENT numbers on from it."""
+    path = tmp_path / "chenu.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE chenu_change (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "task_id TEXT NOT NULL, queue TEXT NOT NULL, status TEXT NOT NULL, "
+        "at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)"
+    )
+    conn.execute(
+        "INSERT INTO chenu_change (seq, task_id, queue, status, at) "
+        "VALUES (41, 'old', 'default', 'success', 0)"
+    )
+    conn.commit()
+    conn.close()
+    ledger = SqliteLedger(path)
+    try:
+        assert ledger.last_seq() == 41
+        ledger.insert(
+            TaskRecord(
+                task_id="new",
+                task_name="reports.build",
+                queue=TaskQueue.DEFAULT,
+                priority=6,
+                status=TaskStatus.PENDING,
+                created_at=1_700_000_000.0,
+                updated_at=1_700_000_000.0,
+            )
+        )
+        batch = ledger.changes(41)
+    finally:
+        ledger.close()
+    assert [(c.seq, c.task_id) for c in batch.changes] == [(42, "new")]
