@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,9 @@ class Sizes:
     window_records: int
     window_seconds: float
     window_rate: float
+    #: Rounds of the throughput sections: in each, the engine, plain Huey and,
+    #: on Redis, Celery run once.
+    rounds: int
 
 
 SIZES = {
@@ -99,6 +103,7 @@ SIZES = {
         window_records=100_000,
         window_seconds=30.0,
         window_rate=2000.0,
+        rounds=3,
     ),
     "quick": Sizes(
         drain_tasks=400,
@@ -113,6 +118,7 @@ SIZES = {
         window_records=5000,
         window_seconds=3.0,
         window_rate=2000.0,
+        rounds=1,
     ),
     # Only for the test that keeps the command working: figures are noise.
     "tiny": Sizes(
@@ -128,6 +134,7 @@ SIZES = {
         window_records=200,
         window_seconds=0.5,
         window_rate=500.0,
+        rounds=1,
     ),
 }
 
@@ -428,9 +435,8 @@ def plain_huey_run(backend: Backend, tasks: int, submit_while_running: bool) -> 
 # --- measurements ------------------------------------------------------------
 
 
-def measure_drain(backend: Backend, sizes: Sizes) -> dict[str, float]:
-    """Drain no-op tasks submitted while no worker runs, then plain Huey the same way."""
-    tasks = sizes.drain_tasks
+def engine_drain_rate(backend: Backend, tasks: int) -> float:
+    """Return the engine's tasks/s for `tasks` no-ops submitted before its workers start."""
     with bench_engine(
         backend, only_queue(TaskQueue.DEFAULT, THROUGHPUT_WORKERS)
     ) as engine:
@@ -440,19 +446,11 @@ def measure_drain(backend: Backend, sizes: Sizes) -> dict[str, float]:
         start = time.perf_counter()
         engine.start_workers(scheduler=False)
         wait_success(engine, TaskQueue.DEFAULT, tasks, _timeout_for(tasks), runs)
-        engine_rate = tasks / (time.perf_counter() - start)
-    plain_rate = plain_huey_run(backend, tasks, submit_while_running=False)
-    return {
-        "tasks": tasks,
-        "engine_tasks_per_s": engine_rate,
-        "plain_huey_tasks_per_s": plain_rate,
-        "ratio": engine_rate / plain_rate,
-    }
+        return tasks / (time.perf_counter() - start)
 
 
-def measure_end_to_end(backend: Backend, sizes: Sizes) -> dict[str, float]:
-    """Submit no-op tasks from this thread while the workers run them."""
-    tasks = sizes.e2e_tasks
+def engine_end_to_end(backend: Backend, tasks: int) -> tuple[float, list[float]]:
+    """Return the engine's tasks/s and submit latencies, submitting while it runs."""
     latencies: list[float] = []
     with bench_engine(
         backend, only_queue(TaskQueue.DEFAULT, THROUGHPUT_WORKERS)
@@ -466,34 +464,91 @@ def measure_end_to_end(backend: Backend, sizes: Sizes) -> dict[str, float]:
             submit("bench_noop")
             latencies.append(time.perf_counter() - before)
         wait_success(engine, TaskQueue.DEFAULT, tasks, _timeout_for(tasks), runs)
-        engine_rate = tasks / (time.perf_counter() - start)
-    plain_rate = plain_huey_run(backend, tasks, submit_while_running=True)
-    submit_figures = latency_figures(latencies)
-    figures = {
+        return tasks / (time.perf_counter() - start), latencies
+
+
+def throughput_figures(
+    tasks: int, engine_rates: list[float], plain_rates: list[float]
+) -> dict[str, float]:
+    """Return the median rates of the rounds and their ratio."""
+    engine_rate = statistics.median(engine_rates)
+    plain_rate = statistics.median(plain_rates)
+    return {
         "tasks": tasks,
+        "rounds": len(engine_rates),
         "engine_tasks_per_s": engine_rate,
         "plain_huey_tasks_per_s": plain_rate,
         "ratio": engine_rate / plain_rate,
-        "submit_p50_ms": submit_figures["p50_ms"],
-        "submit_p99_ms": submit_figures["p99_ms"],
     }
-    if backend.kind == "redis":
-        figures.update(measure_celery(backend, tasks, engine_rate))
+
+
+def measure_drain(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Drain no-op tasks submitted while no worker runs, on the engine and plain Huey.
+
+    The two take turns for `Sizes.rounds` rounds, and each rate is the median
+    of its rounds, so that a burst of other work on the machine moves one
+    round rather than the figure.
+    """
+    engine_rates: list[float] = []
+    plain_rates: list[float] = []
+    for _ in range(sizes.rounds):
+        engine_rates.append(engine_drain_rate(backend, sizes.drain_tasks))
+        plain_rates.append(
+            plain_huey_run(backend, sizes.drain_tasks, submit_while_running=False)
+        )
+    return throughput_figures(sizes.drain_tasks, engine_rates, plain_rates)
+
+
+def measure_end_to_end(backend: Backend, sizes: Sizes) -> dict[str, float]:
+    """Submit no-op tasks from this thread while the workers run them.
+
+    The engine, plain Huey and, on Redis, Celery take turns as in
+    `measure_drain`; the submit latencies are those of every round.
+    """
+    tasks = sizes.e2e_tasks
+    engine_rates: list[float] = []
+    plain_rates: list[float] = []
+    celery_rates: list[float] = []
+    latencies: list[float] = []
+    celery_latencies: list[float] = []
+    compare_celery = backend.kind == "redis" and celery_available(backend)
+    for _ in range(sizes.rounds):
+        rate, round_latencies = engine_end_to_end(backend, tasks)
+        engine_rates.append(rate)
+        latencies += round_latencies
+        plain_rates.append(plain_huey_run(backend, tasks, submit_while_running=True))
+        if compare_celery:
+            celery = celery_round(backend, tasks)
+            if celery is None:
+                compare_celery = False
+                celery_rates.clear()
+            else:
+                celery_rates.append(celery[0])
+                celery_latencies += celery[1]
+    figures = throughput_figures(tasks, engine_rates, plain_rates)
+    submit_figures = latency_figures(latencies)
+    figures["submit_p50_ms"] = submit_figures["p50_ms"]
+    figures["submit_p99_ms"] = submit_figures["p99_ms"]
+    if celery_rates:
+        celery_rate = statistics.median(celery_rates)
+        celery_submits = latency_figures(celery_latencies)
+        figures["celery_tasks_per_s"] = celery_rate
+        figures["celery_ratio"] = figures["engine_tasks_per_s"] / celery_rate
+        figures["celery_submit_p50_ms"] = celery_submits["p50_ms"]
+        figures["celery_submit_p99_ms"] = celery_submits["p99_ms"]
     return figures
 
 
-def measure_celery(
-    backend: Backend, tasks: int, engine_rate: float
-) -> dict[str, float]:
-    """Run the end-to-end measurement on Celery; no figures without Celery."""
+def celery_available(backend: Backend) -> bool:
+    """Return whether Celery can be compared on this backend; log why not."""
     try:
-        from .bench_celery import CeleryError, celery_end_to_end
+        from . import bench_celery  # noqa: F401
     except ImportError:
         logger.warning(
             "Celery is not installed, so the end-to-end figure is not compared "
             "with it: pip install 'chenu-desktop[bench]'"
         )
-        return {}
+        return False
     assert backend.redis_url is not None
     if not backend.redis_url.startswith(("redis://", "rediss://", "unix://")):
         logger.warning(
@@ -501,22 +556,23 @@ def measure_celery(
             "rediss:// or unix:// URL",
             mask_url(backend.redis_url),
         )
-        return {}
+        return False
+    return True
+
+
+def celery_round(backend: Backend, tasks: int) -> tuple[float, list[float]] | None:
+    """Return Celery's tasks/s and submit latencies, or None if its worker failed."""
+    from .bench_celery import CeleryError, celery_end_to_end
+
+    assert backend.redis_url is not None
     try:
-        rate, latencies = celery_end_to_end(
+        return celery_end_to_end(
             backend.redis_url, THROUGHPUT_WORKERS, tasks, backend.workdir
         )
     except CeleryError as exc:
         # The other figures of the run still stand.
         logger.error("the Celery comparison failed, so it is left out: %s", exc)
-        return {}
-    submit_figures = latency_figures(latencies)
-    return {
-        "celery_tasks_per_s": rate,
-        "celery_ratio": engine_rate / rate,
-        "celery_submit_p50_ms": submit_figures["p50_ms"],
-        "celery_submit_p99_ms": submit_figures["p99_ms"],
-    }
+        return None
 
 
 def submit_paced(engine: Engine, task_name: str, count: int, rate: float) -> list[str]:
