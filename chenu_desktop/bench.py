@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import multiprocessing
+import operator
 import os
 import platform
 import random
@@ -1073,6 +1074,13 @@ def redis_server_version(url: str) -> str:
         client.close()
 
 
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
 def compare_targets(
     results: dict[str, dict[str, dict[str, float]]],
 ) -> list[dict[str, Any]]:
@@ -1083,12 +1091,7 @@ def compare_targets(
             value = sections.get(section, {}).get(figure)
             if value is None:
                 continue
-            if comparison == ">=":
-                met = value >= bound
-            elif comparison == ">":
-                met = value > bound
-            else:
-                met = value < bound
+            met = _COMPARISONS[comparison](value, bound)
             rows.append(
                 {
                     "backend": kind,

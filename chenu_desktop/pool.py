@@ -35,7 +35,7 @@ _MIN_POLL = 0.01
 #: How often the scheduler moves due tasks from Huey's schedule to its queue,
 #: as often as Huey's own consumer does by default.
 _SCHEDULE_INTERVAL = 1.0
-#: Longest wait of a Redis worker on an empty queue: `WorkerThread.request_stop`
+#: Maximum wait of a Redis worker on an empty queue: `WorkerThread.request_stop`
 #: wakes it earlier, so this bounds only how often an idle worker calls Redis.
 REDIS_BLOCK_SECONDS = 5
 #: Seconds a wake key outlives its last use, should its worker die first.

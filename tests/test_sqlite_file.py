@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from chenu_desktop import TaskQueue, TaskStatus
-from chenu_desktop.models import TaskRecord
 from chenu_desktop.audit.sqlite_store import SqliteAuditStore
 from chenu_desktop.backend import create_huey, parse_backend
 from chenu_desktop.ledger.sqlite_ledger import PAGE_SIZE, SqliteLedger
 
 from engine_helpers import open_test_engine, wait_final
+from test_ledger_contract import make_record
 
 
 def file_settings(path: Path) -> tuple[int, str]:
@@ -96,17 +96,7 @@ def test_feed_with_autoincrement_keeps_working(tmp_path: Path) -> None:
     ledger = SqliteLedger(path)
     try:
         assert ledger.last_seq() == 41
-        ledger.insert(
-            TaskRecord(
-                task_id="new",
-                task_name="reports.build",
-                queue=TaskQueue.DEFAULT,
-                priority=6,
-                status=TaskStatus.PENDING,
-                created_at=1_700_000_000.0,
-                updated_at=1_700_000_000.0,
-            )
-        )
+        ledger.insert(make_record("new"))
         batch = ledger.changes(41)
     finally:
         ledger.close()

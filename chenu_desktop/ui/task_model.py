@@ -60,8 +60,8 @@ MAX_RESYNC_PAGES = 10
 RETRY_DELAY_MS = 3000
 #: Interval at which the durations of running tasks are redrawn.
 DURATION_TICK_MS = 1000
-#: Waiting changes that make a burst. Until then an update starts as soon as
-#: its changes arrive; a burst starts at most one update per
+#: Waiting changes that make a burst. Below it, an update starts as soon as
+#: its changes arrive, and during a burst at most one update starts per
 #: `BURST_INTERVAL_MS`. Each task makes about three changes.
 BURST_CHANGES = 100
 #: Minimum time between the starts of two updates during a burst, in ms. Each
@@ -207,43 +207,49 @@ class TaskTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if not self._is_row(index):
             return None
-        page_number = self._rows.page_of(index.row())
-        record = self._rows.record(index.row())
+        record = self._cell_record(index)
         if record is None:
-            self._request_page(page_number)
             if role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
                 return _PLACEHOLDER
             return None
-        self._rows.touch(page_number)
         return self._record_data(record, TaskColumn(index.column()), role)
 
     def multiData(self, index: AnyIndex, roleDataSpan: Any) -> None:
-        """Fill every role the view asks of a cell in one call.
+        """Fill every role the view requests of a cell in one call.
 
-        Qt's item delegates ask for about seven roles per cell and paint.
+        Qt's item delegates request about seven roles per cell and paint.
         Each call into Python must take the GIL, which the window's workers
         hold much of the time under load, so one call per cell instead of one
         per role shortens the task table's repaint (`chenu-desktop bench
         --sections window`).
         """
-        row = index.row()
-        if not index.isValid() or not 0 <= row < len(self._rows):
+        if not self._is_row(index):
             return
-        page_number = self._rows.page_of(row)
-        record = self._rows.record(row)
+        record = self._cell_record(index)
         if record is None:
-            self._request_page(page_number)
             if index.column() == 0:
                 for role_data in roleDataSpan:
                     if role_data.role() == Qt.ItemDataRole.DisplayRole:
                         role_data.setData(_PLACEHOLDER)
             return
-        self._rows.touch(page_number)
         column = TaskColumn(index.column())
         for role_data in roleDataSpan:
             role_data.setData(self._record_data(record, column, role_data.role()))
+
+    def _is_row(self, index: AnyIndex) -> bool:
+        return index.isValid() and 0 <= index.row() < len(self._rows)
+
+    def _cell_record(self, index: AnyIndex) -> TaskRecord | None:
+        """Return the record of a cell's row, or None and request its page."""
+        page_number = self._rows.page_of(index.row())
+        record = self._rows.record(index.row())
+        if record is None:
+            self._request_page(page_number)
+            return None
+        self._rows.touch(page_number)
+        return record
 
     def sort(
         self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder
